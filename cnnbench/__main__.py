@@ -1,0 +1,5 @@
+"""``python -m cnnbench``: the same command line as the ``cnnbench`` script."""
+
+from cnnbench.cli import main
+
+raise SystemExit(main())

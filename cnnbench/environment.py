@@ -1,0 +1,140 @@
+"""The environment fingerprint stored with every run: versions, devices, threads and numerics flags."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import socket
+import sys
+from typing import Any
+
+__all__ = ["available_devices", "capture_environment", "cpu_model", "device_available"]
+
+
+def cpu_model() -> str:
+    """The CPU's model name, from /proc/cpuinfo where there is one."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_available(device: str) -> bool:
+    """Whether torch can run on device ("cpu", "cuda", "cuda:1", "mps", ...)."""
+    import torch
+
+    kind, _, index = device.partition(":")
+    if kind == "cpu":
+        return True
+    if kind == "meta":
+        return True
+    backend = getattr(torch, kind, None)
+    is_available = getattr(backend, "is_available", None)
+    if kind == "mps":
+        is_available = getattr(getattr(torch.backends, "mps", None), "is_available", None)
+    if is_available is None or not is_available():
+        return False
+    if index:
+        count = getattr(backend, "device_count", lambda: 1)()
+        return int(index) < int(count)
+    return True
+
+
+def available_devices() -> list[str]:
+    """Every device type torch can run on here, CPU first."""
+    import torch
+
+    found = ["cpu"]
+    for kind in ("cuda", "xpu", "mps", "mtia"):
+        if device_available(kind):
+            found.append(kind)
+    accel = getattr(torch, "accelerator", None)
+    if accel is not None and accel.is_available():
+        current = accel.current_accelerator()
+        if current is not None and current.type not in found:
+            found.append(current.type)
+    return found
+
+
+def capture_environment() -> dict[str, Any]:
+    """Everything that can change layer numerics or speed, as plain JSON values."""
+    import torch
+
+    from cnnbench import __version__
+
+    env: dict[str, Any] = {
+        "cnnbench_version": __version__,
+        "torch_version": torch.__version__,
+        "torch_git_version": getattr(torch.version, "git_version", None),
+        "torch_debug": bool(getattr(torch.version, "debug", False)),
+        "cuda_version": torch.version.cuda,
+        "hip_version": getattr(torch.version, "hip", None),
+        "cudnn_version": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "python_version": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "hostname": socket.gethostname(),
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "num_threads": torch.get_num_threads(),
+        "num_interop_threads": torch.get_num_interop_threads(),
+        "mkldnn_available": torch.backends.mkldnn.is_available(),
+        "cpu_capability": _cpu_capability(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cudnn_deterministic": torch.backends.cudnn.deterministic,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "cuda_matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+        "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "devices": available_devices(),
+        "accelerators": _accelerators(),
+        "argv": sys.argv,
+    }
+    # Read from the package metadata: importing torchvision is slow, and fails beside some torch builds.
+    try:
+        env["torchvision_version"] = importlib.metadata.version("torchvision")
+    except importlib.metadata.PackageNotFoundError:
+        env["torchvision_version"] = None
+    return env
+
+
+def _cpu_capability() -> str | None:
+    import torch
+
+    get = getattr(torch.backends.cpu, "get_cpu_capability", None)
+    return str(get()) if get is not None else None
+
+
+def _accelerators() -> list[dict[str, Any]]:
+    import torch
+
+    out: list[dict[str, Any]] = []
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            out.append(
+                {
+                    "device": f"cuda:{i}",
+                    "name": props.name,
+                    "capability": f"{props.major}.{props.minor}",
+                    "total_memory_bytes": props.total_memory,
+                    "driver_version": _cuda_driver_version(),
+                }
+            )
+    return out
+
+
+def _cuda_driver_version() -> int | None:
+    import torch
+
+    get = getattr(torch.cuda, "driver_version", None) or getattr(torch._C, "_cuda_getDriverVersion", None)
+    try:
+        return int(get()) if get is not None else None
+    except Exception:
+        return None

@@ -1,0 +1,58 @@
+"""The exception hierarchy: every error a user can cause, each printed without a traceback."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["CaseError", "CaseFileError", "CnnbenchError", "Location", "UsageError"]
+
+
+class CnnbenchError(Exception):
+    """Base of every error cnnbench reports to a user as a message rather than a traceback."""
+
+    exit_code = 2
+
+
+class UsageError(CnnbenchError):
+    """The command line asks for something impossible (bad flag value, missing run, ...)."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where in a case file something is: file, 1-based line and column, and the key path."""
+
+    file: str
+    line: int | None = None
+    column: int | None = None
+    path: str = ""
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        return where
+
+
+@dataclass
+class CaseError(CnnbenchError):
+    """One problem in a case file, located at file:line:column and a key path such as cases[3].args."""
+
+    message: str
+    location: Location = field(default_factory=lambda: Location("<unknown>"))
+
+    def __post_init__(self) -> None:
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        path = f" {self.location.path}:" if self.location.path else ""
+        return f"{self.location}:{path} {self.message}"
+
+
+class CaseFileError(CnnbenchError):
+    """All problems found in one or more case files, reported at once."""
+
+    def __init__(self, errors: list[CaseError]) -> None:
+        self.errors = errors
+        super().__init__("\n".join(str(e) for e in errors))

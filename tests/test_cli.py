@@ -1,0 +1,155 @@
+"""End-to-end runs of the command line: exit codes, summary line, stored runs and reports (cnnbench.cli)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from conftest import REPO
+
+CASES = """
+defaults:
+  devices: [cpu, cuda]
+  dtypes: [float64, float32, float16]
+cases:
+  - id: conv
+    source: "seed 000, hand-computed 3x3 convolution"
+    op: conv2d
+    inputs:
+      input: [[[[1, 2, 1, 0], [2, 0, 1, 3], [0, 5, 4, 2], [4, 1, 2, 5]]]]
+      weight: [[[[0, 1, 0], [2, 1, 1], [1, 0, 1]]]]
+    expect:
+      output: [[[[11, 12], [15, 23]]]]
+  - id: pool
+    op: max_pool2d
+    args: {kernel_size: 3, ceil_mode: true}
+    inputs: {input: [[[[1, 2, 1, 0], [2, 0, 1, 3], [0, 5, 4, 2], [4, 1, 2, 5]]]]}
+    expect: {output: [[[[5, 3], [4, 5]]]]}
+"""
+
+
+def cnnbench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cnnbench", *args],
+        check=False,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_run_passes_stores_and_reports(write_case: Callable[..., Path], tmp_path: Path) -> None:
+    write_case(CASES, "cases/a.yaml")
+    proc = cnnbench("run", "cases/", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    last = proc.stdout.strip().splitlines()
+    assert "6 passed, 0 failed, 6 skipped" in last[-2]
+    assert "12 variants of 2 cases" in last[-1]
+    run_dirs = list((tmp_path / "reports" / "runs").iterdir())
+    assert len(run_dirs) == 1
+    meta = json.loads((run_dirs[0] / "meta.json").read_text())
+    assert meta["complete"] is True
+    assert meta["environment"]["torch_version"]
+    assert len((run_dirs[0] / "results.jsonl").read_text().splitlines()) == 12
+
+    md = cnnbench("report", "--format", "markdown", cwd=tmp_path)
+    assert md.returncode == 0
+    assert "**6 passed, 0 failed, 6 skipped**" in md.stdout
+    assert "| conv2d | cpu | ✅ 1/1 | ✅ 1/1 | ✅ 1/1 |" in md.stdout
+    assert "device cuda is not available" in md.stdout
+
+    js = json.loads(cnnbench("report", "--format", "json", cwd=tmp_path).stdout)
+    assert len(js["results"]) == 12
+    assert set(js["results"][0]) >= {"variant_id", "status", "max_abs_err", "duration_s"}
+
+    csv = cnnbench("report", "--format", "csv", "-o", "out/r.csv", cwd=tmp_path)
+    assert csv.returncode == 0
+    header = (tmp_path / "out" / "r.csv").read_text().splitlines()[0]
+    assert header.startswith("variant_id,case_id,file,line,target,device,dtype,status")
+
+
+def test_one_wrong_value_fails_with_exit_1(write_case: Callable[..., Path], tmp_path: Path) -> None:
+    write_case(CASES.replace("[15, 23]", "[15, 24]"), "cases/a.yaml")
+    proc = cnnbench("run", "cases/", "--device", "cpu", cwd=tmp_path)
+    assert proc.returncode == 1
+    out = proc.stdout
+    for dtype in ("float64", "float32", "float16"):
+        assert f"FAILED conv[cpu-{dtype}]" in out
+    assert "at [0, 0, 1, 1]: expected 24, got 23" in out
+    assert "cnnbench run cases/a.yaml -k 'conv[cpu-float32]'" in out
+    assert "3 passed, 3 failed, 0 skipped" in out
+    md = cnnbench("report", cwd=tmp_path).stdout
+    assert "### ❌ `conv[cpu-float32]` — failed" in md
+    assert "cases/a.yaml:5" in md
+
+
+def test_keyword_and_filters(write_case: Callable[..., Path], tmp_path: Path) -> None:
+    write_case(CASES, "cases/a.yaml")
+    proc = cnnbench("list", "cases/", "-k", "pool and not float16", "--device", "cpu", cwd=tmp_path)
+    assert proc.returncode == 0
+    assert proc.stdout.split() == ["pool[cpu-float64]", "pool[cpu-float32]", "2", "variants"]
+    proc = cnnbench("run", "cases/", "--dtype", "float32", "--no-save", cwd=tmp_path)
+    assert proc.returncode == 0 and "2 passed, 0 failed, 2 skipped" in proc.stdout
+    assert not (tmp_path / "reports").exists()
+
+
+def test_bad_case_file_exits_2_with_location_and_no_traceback(
+    write_case: Callable[..., Path], tmp_path: Path
+) -> None:
+    write_case(
+        CASES.replace("op: max_pool2d", "op: max_pool2").replace("dtypes: [float64,", "dtypes: [flaot64,")
+    )
+    for command in ("run", "list", "validate"):
+        proc = cnnbench(command, "cases.yaml", cwd=tmp_path)
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert 'cases.yaml:3:12: defaults.dtypes[0]: unknown dtype "flaot64" (did you mean "float64"?)' in (
+            proc.stderr.replace("\n", "")
+        )
+        assert 'cases.yaml:14:5: cases[1].op: unknown op "max_pool2" (did you mean "max_pool2d"?)' in (
+            proc.stderr.replace("\n", "")
+        )
+
+
+def test_usage_errors_exit_2(tmp_path: Path, write_case: Callable[..., Path]) -> None:
+    write_case(CASES)
+    assert cnnbench("run", "missing.yaml", cwd=tmp_path).returncode == 2
+    proc = cnnbench("run", "cases.yaml", "--dtype", "float31", cwd=tmp_path)
+    assert proc.returncode == 2 and 'did you mean "float32"' in proc.stderr
+    proc = cnnbench("run", "cases.yaml", "-k", "nothing-matches", cwd=tmp_path)
+    assert proc.returncode == 2 and "no variants selected" in proc.stderr
+    proc = cnnbench("report", cwd=tmp_path)
+    assert proc.returncode == 2 and "no stored run" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_crashing_variant_is_a_row_and_the_run_goes_on(
+    write_case: Callable[..., Path], tmp_path: Path
+) -> None:
+    body = CASES + (
+        "  - id: broken\n    op: conv2d\n    args: {groups: 3}\n"
+        "    inputs: {input: {ones: [1, 2, 4, 4]}, weight: {ones: [1, 2, 3, 3]}}\n    expect: {shape: [1]}\n"
+    )
+    write_case(body, "cases.yaml")
+    proc = cnnbench("run", "cases.yaml", "--device", "cpu", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "6 passed, 0 failed, 3 error, 0 skipped" in proc.stdout
+    assert "ERROR broken[cpu-float32]" in proc.stdout and "RuntimeError" in proc.stdout
+
+
+def test_python_m_and_console_script_agree(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "cnnbench"
+    for cmd in ([sys.executable, "-m", "cnnbench", "--version"], [str(script), "--version"]):
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, check=True)
+        assert proc.stdout.startswith("cnnbench ")
+
+
+def test_schema_is_json_schema() -> None:
+    proc = cnnbench("schema", cwd=REPO)
+    schema = json.loads(proc.stdout)
+    assert schema["title"] == "cnnbench case file"
+    assert "cases" in schema["properties"]

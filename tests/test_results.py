@@ -1,0 +1,79 @@
+"""Stored runs: rows appended per variant, loading, cut-short rows, schema versions (cnnbench.results)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from cnnbench.errors import UsageError
+from cnnbench.results import SCHEMA_VERSION, Result, RunWriter, columns, load_run, summary_line
+
+
+def row(i: int, status: str = "passed") -> Result:
+    return Result(f"c{i}[cpu-float32]", f"c{i}", "f.yaml", i, "relu", "cpu", "float32", status)
+
+
+def test_rows_are_on_disk_before_close(tmp_path: Path) -> None:
+    writer = RunWriter(tmp_path, {"paths": ["x"]})
+    writer.append(row(1))
+    writer.append(row(2, "failed"))
+    # a reader sees both rows while the run is still open, and the run is marked incomplete
+    run = load_run(None, tmp_path)
+    assert [r.case_id for r in run.results] == ["c1", "c2"]
+    assert not run.complete
+    writer.close(complete=True)
+    run = load_run(writer.run_id, tmp_path)
+    assert run.complete
+    assert run.meta["counts"] == {"passed": 1, "failed": 1}
+    assert run.meta["schema_version"] == SCHEMA_VERSION
+    assert run.meta["columns"] == columns()
+
+
+def test_latest_and_explicit_paths(tmp_path: Path) -> None:
+    first = RunWriter(tmp_path, {}, run_id="20260101-000000-aaaaaa")
+    first.close(complete=True)
+    second = RunWriter(tmp_path, {}, run_id="20260102-000000-bbbbbb")
+    second.close(complete=True)
+    assert load_run(None, tmp_path).run_id == "20260102-000000-bbbbbb"
+    assert load_run(str(first.path), tmp_path).run_id == "20260101-000000-aaaaaa"
+    with pytest.raises(UsageError, match="no stored run 'nope'"):
+        load_run("nope", tmp_path)
+    with pytest.raises(UsageError, match="no stored run under"):
+        load_run(None, tmp_path / "empty")
+
+
+def test_cut_short_last_line_is_dropped_and_counted(tmp_path: Path) -> None:
+    writer = RunWriter(tmp_path, {})
+    writer.append(row(1))
+    writer.close(complete=False)
+    with open(writer.path / "results.jsonl", "a", encoding="utf-8") as f:
+        f.write('{"variant_id": "c2[cpu')
+    run = load_run(None, tmp_path)
+    assert len(run.results) == 1 and run.dropped_lines == 1
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    writer = RunWriter(tmp_path, {})
+    writer.close(complete=True)
+    meta = json.loads((writer.path / "meta.json").read_text())
+    meta["schema_version"] = SCHEMA_VERSION + 1
+    (writer.path / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(UsageError, match="newer than this cnnbench understands"):
+        load_run(None, tmp_path)
+
+
+def test_result_round_trip_ignores_unknown_columns() -> None:
+    r = row(3, "failed")
+    r.examples = [{"index": [0], "expected": 1.0, "got": 2.0}]
+    data = r.to_json() | {"from_the_future": 1}
+    assert Result.from_json(data) == r
+
+
+def test_summary_line() -> None:
+    assert summary_line(Counter(passed=3, failed=1)) == "3 passed, 1 failed, 0 skipped"
+    assert summary_line(Counter(passed=1, error=2, skipped=4, xfail=1)) == (
+        "1 passed, 0 failed, 2 error, 1 xfail, 4 skipped"
+    )

@@ -13,6 +13,7 @@ __all__ = [
     "EXCEPTION_TYPES",
     "FLOAT_DTYPES",
     "FUNCTIONAL_OPS",
+    "MODEL_NAMES",
     "MODULES",
     "TORCH_OPS",
 ]
@@ -45,6 +46,7 @@ FUNCTIONAL_OPS: frozenset[str] = frozenset(
         "adaptive_avg_pool3d",
         "adaptive_max_pool1d",
         "adaptive_max_pool2d",
+        "adaptive_max_pool3d",
         # normalisation
         "batch_norm",
         "instance_norm",
@@ -200,6 +202,21 @@ DTYPES: dict[str, str] = {
 }
 
 FLOAT_DTYPES: frozenset[str] = frozenset({"float64", "float32", "float16", "bfloat16"})
+
+#: Model names a benchmark's ``model:`` may give: the keys of cnnbench.models.MODELS (which imports torch, so
+#: the names are repeated here for validation without it; tests/test_bench_cases.py keeps the two equal).
+MODEL_NAMES: frozenset[str] = frozenset(
+    {
+        "resnet18",
+        "resnet50",
+        "mobilenet_v3_large",
+        "efficientnet_b0",
+        "vgg11",
+        "googlenet",
+        "lenet",
+        "mnist_cnn",
+    }
+)
 
 #: Device types; any of them may be unavailable at run time, which makes its variants "skipped".
 DEVICE_TYPES: frozenset[str] = frozenset({"cpu", "cuda", "mps", "xpu", "hpu", "mtia", "meta"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,7 +10,15 @@ import torch
 
 from cnnbench.spec import Tolerance as ToleranceSpec
 
-__all__ = ["DEFAULT_TOLERANCES", "Check", "Mismatch", "Tolerance", "check_close", "check_shape", "tolerance_for"]
+__all__ = [
+    "DEFAULT_TOLERANCES",
+    "Check",
+    "Mismatch",
+    "Tolerance",
+    "check_close",
+    "check_shape",
+    "tolerance_for",
+]
 
 
 @dataclass(frozen=True)
@@ -37,11 +46,7 @@ MAX_EXAMPLES = 10
 def tolerance_for(dtype: str, override: Any = None) -> Tolerance:
     """The tolerance for a result of dtype: the case's override (flat or per dtype) over the default."""
     default = DEFAULT_TOLERANCES.get(dtype, _EXACT)
-    spec: ToleranceSpec | None
-    if isinstance(override, dict):
-        spec = override.get(dtype)
-    else:
-        spec = override
+    spec: ToleranceSpec | None = override.get(dtype) if isinstance(override, dict) else override
     if spec is None or default is _EXACT:
         return default
     return Tolerance(
@@ -72,7 +77,9 @@ class Mismatch:
 
 
 def _num(x: float) -> str:
-    return str(int(x)) if x == int(x) and abs(x) < 2**53 else f"{x:.9g}"
+    if math.isfinite(x) and x == int(x) and abs(x) < 2**53:
+        return str(int(x))
+    return f"{x:.9g}"
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,8 @@ class Check:
     numel: int = 0
     examples: tuple[Mismatch, ...] = field(default_factory=tuple)
     tolerance: Tolerance | None = None
+    mistrust: str = ""
+    """Why a passing check cannot discriminate (e.g. most expected values are zero); empty when it can."""
 
 
 def check_shape(label: str, got: tuple[int, ...] | list[int], expected: list[int] | tuple[int, ...]) -> Check:
@@ -97,7 +106,11 @@ def check_shape(label: str, got: tuple[int, ...] | list[int], expected: list[int
 
 
 def check_close(
-    label: str, got: torch.Tensor, expected: torch.Tensor, tolerance: Tolerance, max_examples: int = MAX_EXAMPLES
+    label: str,
+    got: torch.Tensor,
+    expected: torch.Tensor,
+    tolerance: Tolerance,
+    max_examples: int = MAX_EXAMPLES,
 ) -> Check:
     """Compare elementwise in float64 on the CPU. NaN matches NaN and an infinity matches itself."""
     shape = check_shape(label, tuple(got.shape), tuple(expected.shape))
@@ -113,7 +126,8 @@ def check_close(
     err = (g - e).abs()
     err = torch.where(both_nan | same_inf, torch.zeros_like(err), err)
     err = torch.where(torch.isnan(err), torch.full_like(err, float("inf")), err)
-    allowed = tolerance.atol + tolerance.rtol * e.abs()
+    # A non-finite expected value must be matched exactly (rtol * inf would allow anything).
+    allowed = torch.where(torch.isfinite(e), tolerance.atol + tolerance.rtol * e.abs(), 0.0)
     bad = err > allowed
     mag = e.abs()
     rel = torch.where(mag > 0, err / mag, torch.where(err > 0, float("inf"), 0.0))

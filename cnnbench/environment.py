@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import os
 import platform
@@ -9,7 +10,20 @@ import socket
 import sys
 from typing import Any
 
-__all__ = ["available_devices", "capture_environment", "cpu_model", "device_available"]
+__all__ = ["NUMERICS_ENV_VARS", "available_devices", "capture_environment", "cpu_model", "device_available"]
+
+#: Environment variables that change threads, kernels or numerics; recorded when set.
+NUMERICS_ENV_VARS = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "ATEN_CPU_CAPABILITY",
+    "ONEDNN_DEFAULT_FPMATH_MODE",
+    "DNNL_DEFAULT_FPMATH_MODE",
+    "CUBLAS_WORKSPACE_CONFIG",
+    "CUDA_VISIBLE_DEVICES",
+    "NVIDIA_TF32_OVERRIDE",
+    "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE",
+)
 
 
 def cpu_model() -> str:
@@ -67,6 +81,7 @@ def capture_environment() -> dict[str, Any]:
 
     from cnnbench import __version__
 
+    _matmul = torch.backends.cuda.matmul
     env: dict[str, Any] = {
         "cnnbench_version": __version__,
         "torch_version": torch.__version__,
@@ -85,15 +100,25 @@ def capture_environment() -> dict[str, Any]:
         "num_threads": torch.get_num_threads(),
         "num_interop_threads": torch.get_num_interop_threads(),
         "mkldnn_available": torch.backends.mkldnn.is_available(),
+        "mkldnn_enabled": bool(torch.backends.mkldnn.enabled),
+        "mkl_available": torch.backends.mkl.is_available(),
+        "openmp_available": torch.backends.openmp.is_available(),
+        # The build's compiler, flags and library versions, hashed: equal hashes mean builds made alike.
+        "torch_config_hash": hashlib.sha256(torch.__config__.show().encode()).hexdigest()[:16],
         "cpu_capability": _cpu_capability(),
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "deterministic_algorithms_warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
+        "cudnn_enabled": bool(torch.backends.cudnn.enabled),
         "cudnn_deterministic": torch.backends.cudnn.deterministic,
         "cudnn_benchmark": torch.backends.cudnn.benchmark,
         "cuda_matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
         "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
         "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "cuda_matmul_allow_fp16_reduced_precision": _matmul.allow_fp16_reduced_precision_reduction,
+        "cuda_matmul_allow_bf16_reduced_precision": _matmul.allow_bf16_reduced_precision_reduction,
         "devices": available_devices(),
         "accelerators": _accelerators(),
+        "env_vars": {name: os.environ[name] for name in NUMERICS_ENV_VARS if name in os.environ},
         "argv": sys.argv,
     }
     # Read from the package metadata: importing torchvision is slow, and fails beside some torch builds.

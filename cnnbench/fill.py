@@ -10,6 +10,7 @@ import torch
 from cnnbench.spec import (
     ArangeSpec,
     DataSpec,
+    FileSpec,
     FullSpec,
     OnesSpec,
     RandnSpec,
@@ -17,7 +18,7 @@ from cnnbench.spec import (
     ZerosSpec,
 )
 
-__all__ = ["make_tensor", "torch_dtype"]
+__all__ = ["exact_integers", "make_tensor", "torch_dtype"]
 
 
 def torch_dtype(name: str) -> torch.dtype:
@@ -31,6 +32,8 @@ def _values(spec: Any) -> tuple[torch.Tensor, str | None]:
     """The spec's values in float64 (or int64 for integer literals) on the CPU, and its pinned dtype."""
     if isinstance(spec, DataSpec):
         return _literal(spec.data), spec.dtype
+    if isinstance(spec, FileSpec):
+        return _from_file(spec), spec.dtype
     if isinstance(spec, ArangeSpec):
         n = math.prod(spec.arange)
         values = spec.start + spec.step * torch.arange(n, dtype=torch.float64)
@@ -49,6 +52,28 @@ def _values(spec: Any) -> tuple[torch.Tensor, str | None]:
     return _literal(spec), None
 
 
+def _from_file(spec: FileSpec) -> torch.Tensor:
+    """A tensor file's values, widened like a literal's: float64, int64 or bool (the checks run again first)."""
+    from cnnbench.tensorfile import read_tensor_file
+
+    values = read_tensor_file(spec.source)
+    tensor = values if isinstance(values, torch.Tensor) else torch.from_numpy(_native(values))
+    if tensor.dtype.is_floating_point:
+        return tensor.to(torch.float64)
+    if tensor.dtype == torch.bool:
+        return tensor
+    return tensor.to(torch.int64)
+
+
+def _native(array: Any) -> Any:
+    """A copy torch.from_numpy accepts: native byte order, and a dtype torch has (no uint32/uint64 or float128)."""
+    import numpy as np
+
+    kind = array.dtype.kind
+    target = np.float64 if kind == "f" else np.bool_ if kind == "b" else np.int64
+    return np.ascontiguousarray(array.astype(target))
+
+
 def _literal(data: Any) -> torch.Tensor:
     tensor = torch.tensor(data)
     if tensor.dtype.is_floating_point:
@@ -65,3 +90,30 @@ def make_tensor(spec: Any, dtype: str, device: str = "cpu") -> torch.Tensor:
     """
     values, pinned = _values(spec)
     return values.to(dtype=torch_dtype(pinned or dtype)).to(device)
+
+
+def exact_integers(
+    shape: tuple[int, ...] | list[int], seed: int, high: int, nonzeros: int | None = None
+) -> torch.Tensor:
+    """Seeded non-zero integers in [-high, -1] and [1, high] as float64 on the CPU (``fill: exact`` values).
+
+    With nonzeros, each row (the first dim; the rest flattened) keeps exactly that many of them at seeded
+    positions and is zero elsewhere: a sparse weight bounds how many terms each output sums
+    (cnnbench.exact.plan_exact decides how many).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    shape = tuple(shape)
+    if high < 1 or math.prod(shape) == 0:
+        return torch.zeros(shape, dtype=torch.float64)
+    rows = shape[0] if shape else 1
+    length = math.prod(shape[1:]) if shape else 1
+    magnitude = torch.randint(1, high + 1, (rows, length), generator=gen)
+    sign = torch.randint(0, 2, (rows, length), generator=gen) * 2 - 1
+    values = magnitude * sign
+    if nonzeros is not None and nonzeros < length:
+        # A random permutation per row; its first `nonzeros` positions keep their values.
+        order = torch.rand(rows, length, generator=gen).argsort(dim=1)
+        keep = torch.zeros(rows, length, dtype=torch.bool)
+        keep.scatter_(1, order[:, :nonzeros], True)
+        values = torch.where(keep, values, 0)
+    return values.reshape(shape).to(torch.float64)

@@ -59,7 +59,9 @@ def to_dtype(module: nn.Module, dtype: str, device: str) -> nn.Module:
         return module.to(device=device, dtype=target)
     for p in module.parameters():
         p.requires_grad_(False)
-    return module._apply(lambda t: t.to(device=device, dtype=target) if t.is_floating_point() else t.to(device))
+    return module._apply(  # type: ignore[no-any-return]
+        lambda t: t.to(device=device, dtype=target) if t.is_floating_point() else t.to(device)
+    )
 
 
 def load_state(module: nn.Module, state: Mapping[str, Any], device: str) -> None:
@@ -68,7 +70,9 @@ def load_state(module: nn.Module, state: Mapping[str, Any], device: str) -> None
     for name, spec in state.items():
         if name not in named:
             choices = ", ".join(sorted(named)) or "none"
-            raise CnnbenchError(f'state "{name}" is not a parameter or buffer of the module (it has: {choices})')
+            raise CnnbenchError(
+                f'state "{name}" is not a parameter or buffer of the module (it has: {choices})'
+            )
         target = named[name]
         pinned = getattr(spec, "dtype", None)
         value = make_tensor(spec, pinned or str(target.dtype).removeprefix("torch."), device)

@@ -13,9 +13,18 @@ from typing import Any
 
 import pytest
 
-__all__ = ["CaseFileNode", "VariantItem"]
+__all__ = ["BenchItem", "CaseFileNode", "VariantItem"]
 
-_CASE_FILE_RE = re.compile(r"^cases\s*:", re.MULTILINE)
+_CASE_FILE_RE = re.compile(r"^(cases|benchmarks)\s*:", re.MULTILINE)
+#: Shortest pytest-benchmark round for a benchmark: long enough that perf_counter's resolution and the
+#: per-round bookkeeping stay far below 0.1% of it (bench.measure uses the same block length).
+_MIN_ROUND_S = 0.01
+#: Most rounds a benchmark item runs, however fast its call (pytest-benchmark keeps every round).
+_MAX_ROUNDS = 10_000
+#: Share of a benchmark's time budget its warm-up may use, the rest being rounds (as in bench.measure).
+_WARMUP_SHARE = 0.25
+#: Consecutive warm-up calls within this fraction of each other count as warmed up (as in bench.measure).
+_WARMUP_STABLE = 0.10
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -26,7 +35,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    """Collect *.yaml / *.yml files that have a top-level ``cases:`` key."""
+    """Collect *.yaml / *.yml files that have a top-level ``cases:`` or ``benchmarks:`` key."""
     if file_path.suffix not in (".yaml", ".yml"):
         return None
     try:
@@ -47,8 +56,12 @@ class CaseFileNode(pytest.File):
     """A case file: its variants are the items."""
 
     def collect(self) -> Iterator[pytest.Item]:
-        """Load the file (errors become one collection error) and yield an item per selected variant."""
-        from cnnbench.cases import expand, load_file, select
+        """Load the file (errors become one collection error) and yield an item per selected variant.
+
+        A benchmark variant is a BenchItem: a test function asking for pytest-benchmark's ``benchmark``
+        fixture, so ``--benchmark-only`` runs exactly these (and skips the numerics items).
+        """
+        from cnnbench.cases import expand, expand_benchmarks, load_file, select
         from cnnbench.errors import CaseFileError as LoadError
 
         try:
@@ -59,6 +72,8 @@ class CaseFileNode(pytest.File):
         dtypes = self.config.getoption("cnnbench_dtype")
         for variant in select(expand(loaded.cases), devices=devices, dtypes=dtypes):
             yield VariantItem.from_parent(self, name=variant.id, variant=variant)
+        for bench in select(expand_benchmarks(loaded.benchmarks), devices=devices, dtypes=dtypes):
+            yield BenchItem.from_parent(self, name=bench.id, callobj=_benchmark_test(bench), variant=bench)
 
     def _display_path(self) -> str:
         try:
@@ -73,7 +88,7 @@ class CaseFileNode(pytest.File):
         return str(super().repr_failure(excinfo))
 
 
-class VariantFailure(Exception):
+class VariantFailedError(Exception):
     """A variant failed or errored; carries its result row."""
 
     def __init__(self, result: Any) -> None:
@@ -96,16 +111,11 @@ class VariantItem(pytest.Item):
         result = run_variant(self.variant)
         self.result = result
         self.user_properties.append(("cnnbench_status", result.status))
-        if result.status in ("failed", "error"):
-            raise VariantFailure(result)
-        if result.status == "skipped":
-            pytest.skip(result.reason or result.message)
-        if result.status == "xfail":
-            pytest.xfail(f"{result.reason}: {result.message.splitlines()[0] if result.message else ''}")
+        _report_outcome(result)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # type: ignore[override]
         """The mismatch message with the case's file:line and a repro command, no traceback."""
-        if isinstance(excinfo.value, VariantFailure):
+        if isinstance(excinfo.value, VariantFailedError):
             from cnnbench.report import repro_command
 
             r = excinfo.value.result
@@ -115,3 +125,117 @@ class VariantItem(pytest.Item):
     def reportinfo(self) -> tuple[Path, int, str]:
         """Where the case is written (0-based line, as pytest expects)."""
         return self.path, self.variant.case.line - 1, self.variant.id
+
+
+def _report_outcome(result: Any) -> None:
+    """Map a result row's status onto pytest's outcomes (raise, skip or xfail; return when it passed)."""
+    if result.status in ("failed", "error"):
+        raise VariantFailedError(result)
+    if result.status == "skipped":
+        pytest.skip(result.reason or result.message)
+    if result.status == "xfail":
+        pytest.xfail(f"{result.reason}: {result.message.splitlines()[0] if result.message else ''}")
+
+
+def _fixture_timing(fixture: Any) -> Any:
+    """A cnnbench.throughput.Timing that times through pytest-benchmark's fixture (``benchmark.pedantic``).
+
+    The timed call runs the step and synchronises the device. Like bench.measure: the first call is timed
+    alone, warm-up runs until two consecutive calls agree within 10% (at most a quarter of the budget), then
+    rounds of enough iterations to last 10 ms, at least min_replicates of them, fill the rest of the budget.
+    """
+    import math
+    import time
+
+    import torch
+
+    from cnnbench.bench import Measurement, sync
+
+    def timing(step: Any, variant: Any) -> Measurement:
+        spec, budget = variant.case.spec, variant.time_budget_s
+
+        def call() -> None:
+            step()
+            sync(variant.device)
+
+        t0 = time.perf_counter()
+        call()
+        first = time.perf_counter() - t0
+        start, previous = time.perf_counter(), math.inf
+        while True:
+            t0 = time.perf_counter()
+            call()
+            last = time.perf_counter() - t0
+            settled = abs(last - previous) <= _WARMUP_STABLE * min(last, previous)
+            if settled or time.perf_counter() - start >= _WARMUP_SHARE * budget:
+                break
+            previous = last
+        warmup = time.perf_counter() - start
+        iterations = max(1, math.ceil(_MIN_ROUND_S / max(last, 1e-9)))
+        fit = int((1 - _WARMUP_SHARE) * budget / (max(last, 1e-9) * iterations))
+        rounds = max(spec.min_replicates, min(_MAX_ROUNDS, fit))
+        fixture.group = variant.case.id
+        fixture.pedantic(call, rounds=rounds, iterations=iterations)
+        stats = getattr(fixture, "stats", None)
+        times = tuple(stats.stats.data) if stats is not None else (last,)  # --benchmark-disable: one call
+        return Measurement(times, iterations, warmup, first, torch.get_num_threads(), variant.device)
+
+    return timing
+
+
+def _benchmark_test(variant: Any) -> Any:
+    """The test function of a benchmark variant: it takes pytest-benchmark's ``benchmark`` fixture."""
+
+    def test(benchmark: Any) -> None:
+        from cnnbench.throughput import run_benchmark
+
+        result = run_benchmark(variant, timing=_fixture_timing(benchmark))
+        # The row's metrics (not the raw replicates, which pytest-benchmark stores itself) go into its JSON.
+        benchmark.extra_info.update({k: v for k, v in result.metrics.items() if k != "times_ms"})
+        benchmark.extra_info["cnnbench_status"] = result.status
+        _report_outcome(result)
+
+    return test
+
+
+class BenchItem(pytest.Function):
+    """One benchmark variant, timed through pytest-benchmark's ``benchmark`` fixture."""
+
+    def __init__(self, *, variant: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.variant = variant
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # type: ignore[override]
+        """The correctness message (or the error) with the benchmark's file:line and a repro, no traceback."""
+        if isinstance(excinfo.value, VariantFailedError):
+            from cnnbench.report import repro_command
+
+            r = excinfo.value.result
+            return f"{r.file}:{r.line}: {r.variant_id} {r.status}\n{r.message}\nrepro: {repro_command(r)}"
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        """Where the benchmark is written (0-based line, as pytest expects)."""
+        return self.path, self.variant.case.line - 1, self.name
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
+    """Add torch's build and the accelerators to pytest-benchmark's machine_info (--benchmark-compare checks it)."""
+    from cnnbench.environment import capture_environment
+
+    env = capture_environment()
+    keys = (
+        "torch_version",
+        "torch_git_version",
+        "cuda_version",
+        "hip_version",
+        "cudnn_version",
+        "torchvision_version",
+        "num_threads",
+        "cpu_capability",
+        "mkldnn_enabled",
+        "float32_matmul_precision",
+        "accelerators",
+    )
+    machine_info["torch"] = {key: env.get(key) for key in keys}

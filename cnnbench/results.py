@@ -7,7 +7,7 @@ import os
 import secrets
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -24,11 +24,14 @@ __all__ = [
     "count_statuses",
     "latest_run",
     "load_run",
+    "migrate",
+    "save_run",
     "summary_line",
 ]
 
-#: Bumped whenever a column changes meaning or disappears; loading an older run migrates it.
-SCHEMA_VERSION = 1
+#: Bumped whenever a column is added, changes meaning or disappears; loading an older run migrates it
+#: through _MIGRATIONS, one version at a time.
+SCHEMA_VERSION = 2
 #: Every status a result can have, in the order the summary line lists them.
 STATUSES = ("passed", "failed", "error", "skipped", "xfail", "xpass", "mistrusted")
 #: Statuses that make a run (and the CLI) fail.
@@ -72,6 +75,8 @@ class Result:
     """"check" for a numerics variant, "bench" for a timed one."""
     metrics: dict[str, Any] = field(default_factory=dict)
     """Extra measured values (timings, FLOP counts, ...), by name with units."""
+    output_digest: str | None = None
+    """Short sha256 of the output tensors' dtype, shape and bytes: equal digests mean bitwise-equal outputs."""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict of every column."""
@@ -82,6 +87,33 @@ class Result:
         """Build from a stored row; unknown keys are ignored, missing ones take their defaults."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _migrate_0_to_1(row: dict[str, Any]) -> None:
+    """Version 0 (before meta.json carried a schema_version) had no kind, metrics, source or examples columns,
+    and rows may lack variant_id, which is rebuilt from case_id, device and dtype."""
+    row.setdefault("kind", "check")
+    row.setdefault("metrics", {})
+    row.setdefault("source", "")
+    row.setdefault("examples", [])
+    if "variant_id" not in row and {"case_id", "device", "dtype"} <= row.keys():
+        row["variant_id"] = f"{row['case_id']}[{row['device']}-{row['dtype']}]"
+
+
+def _migrate_1_to_2(row: dict[str, Any]) -> None:
+    """Version 2 added output_digest; older rows have none, so bitwise comparisons skip them."""
+    row.setdefault("output_digest", None)
+
+
+#: version N -> the function that turns a row of version N into one of version N + 1, in place.
+_MIGRATIONS: dict[int, Callable[[dict[str, Any]], None]] = {0: _migrate_0_to_1, 1: _migrate_1_to_2}
+
+
+def migrate(row: dict[str, Any], version: int) -> dict[str, Any]:
+    """A stored row of schema version, brought up to SCHEMA_VERSION one step at a time."""
+    for v in range(version, SCHEMA_VERSION):
+        _MIGRATIONS[v](row)
+    return row
 
 
 def columns() -> list[str]:
@@ -131,6 +163,27 @@ class RunWriter:
         self._file = open(self.path / _RESULTS, "a", encoding="utf-8")  # noqa: SIM115
         (self.root / _LATEST).write_text(self.run_id + "\n", encoding="utf-8")
         self.counts: Counter[str] = Counter()
+
+    @classmethod
+    def reopen(cls, run: Run) -> RunWriter:
+        """Append to a stored run (``cnnbench run --resume``): its meta says complete: false until closed again,
+        and a last row cut short by a kill is cut off, so the next row starts on a line of its own."""
+        self = cls.__new__(cls)
+        self.path, self.run_id = run.path, run.run_id
+        self.root = run.path.parent.parent
+        results = self.path / _RESULTS
+        data = results.read_bytes() if results.exists() else b""
+        if data and not data.endswith(b"\n"):
+            with open(results, "r+b") as f:
+                f.truncate(data.rfind(b"\n") + 1)
+        self.meta = {**run.meta, "complete": False, "finished_at": None}
+        self.meta["resumed_at"] = [*self.meta.get("resumed_at", []), _now()]
+        self._write_meta()
+        self._file = open(results, "a", encoding="utf-8")  # noqa: SIM115
+        if run.path.parent.name == "runs":
+            (self.root / _LATEST).write_text(self.run_id + "\n", encoding="utf-8")
+        self.counts = count_statuses(run.results)
+        return self
 
     def append(self, result: Result) -> None:
         """Store one row now (flushed to the OS, so it survives the process being killed)."""
@@ -190,11 +243,15 @@ def latest_run(root: str | os.PathLike[str]) -> Path:
 
 
 def resolve_run(spec: str | None, root: str | os.PathLike[str]) -> Path:
-    """A run directory from a path, a run id under root, or None for the latest."""
+    """A run directory from a path (a run's, or a reports folder's for its latest), a run id under root, or None
+    for the latest."""
     if spec is None:
         return latest_run(root)
     p = Path(spec)
     if p.is_dir():
+        # A reports folder (runs/ and latest inside) stands for its latest run.
+        if not (p / _META).exists() and not (p / _RESULTS).exists() and (p / "runs").is_dir():
+            return latest_run(p)
         return p
     if p.name in (_RESULTS, _META) and p.parent.is_dir():
         return p.parent
@@ -205,17 +262,22 @@ def resolve_run(spec: str | None, root: str | os.PathLike[str]) -> Path:
 
 
 def load_run(spec: str | None = None, root: str | os.PathLike[str] = "reports") -> Run:
-    """Load a stored run, migrating older schema versions; rows cut short by a kill are dropped and counted."""
+    """Load a stored run, migrating older schemas; rows cut short by a kill are dropped and counted."""
     path = resolve_run(spec, root)
     meta_path = path / _META
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
     except json.JSONDecodeError as exc:
         raise UsageError(f"{meta_path}: not valid JSON ({exc})") from None
-    version = meta.get("schema_version", SCHEMA_VERSION)
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
+    # Runs written before the header existed have none: they are version 0.
+    version = meta.get("schema_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
         raise UsageError(
-            f"{path}: schema_version {version!r} is newer than this cnnbench understands ({SCHEMA_VERSION}); "
+            f"{meta_path}: schema_version {version!r} is not a schema version (a whole number >= 0)"
+        )
+    if version > SCHEMA_VERSION:
+        raise UsageError(
+            f"{path}: schema_version {version} is newer than this cnnbench understands ({SCHEMA_VERSION}); "
             "upgrade cnnbench to read it"
         )
     results: list[Result] = []
@@ -227,8 +289,26 @@ def load_run(spec: str | None = None, root: str | os.PathLike[str] = "reports") 
                 if not line.strip():
                     continue
                 try:
-                    results.append(Result.from_json(json.loads(line)))
-                except (json.JSONDecodeError, TypeError):
+                    results.append(Result.from_json(migrate(json.loads(line), version)))
+                except (json.JSONDecodeError, TypeError, AttributeError):
                     dropped += 1
     meta.setdefault("run_id", path.name)
+    if version != SCHEMA_VERSION:
+        meta.update(migrated_from=version, schema_version=SCHEMA_VERSION, columns=columns())
     return Run(path=path, meta=meta, results=results, dropped_lines=dropped)
+
+
+def save_run(run: Run, path: str | os.PathLike[str]) -> Path:
+    """Write a whole run (meta.json and results.jsonl, current schema) into the directory path, which must not
+    exist yet or be empty; used to store merged shards and synthetic runs."""
+    out = Path(path)
+    if out.exists() and any(out.iterdir()):
+        raise UsageError(f"{out} exists and is not empty; choose a new directory")
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {**run.meta, "schema_version": SCHEMA_VERSION, "columns": columns()}
+    meta.setdefault("counts", dict(count_statuses(run.results)))
+    with open(out / _RESULTS, "w", encoding="utf-8") as f:
+        for result in run.results:
+            f.write(json.dumps(result.to_json(), allow_nan=True) + "\n")
+    (out / _META).write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")
+    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 import time
 import traceback
@@ -14,16 +15,26 @@ from pydantic import TypeAdapter
 from torch import nn
 
 from cnnbench.allowlist import DTYPES
-from cnnbench.cases import Variant
+from cnnbench.cases import BenchVariant, Variant
 from cnnbench.compare import Check, check_close, check_shape, tolerance_for
 from cnnbench.environment import device_available
 from cnnbench.errors import CnnbenchError
 from cnnbench.fill import make_tensor
+from cnnbench.geometry import judge_output_shape
 from cnnbench.ops import build_layers, build_module, exception_type, load_state, resolve_op, to_dtype
+from cnnbench.oracle import (
+    Subject,
+    case_inputs,
+    fill_parameters,
+    oracle_checks,
+    skip_reason,
+    to_memory_format,
+    train,
+)
 from cnnbench.results import Result
 from cnnbench.spec import CaseSpec, ExpectSpec, TensorSpec
 
-__all__ = ["run_variant", "run_variants"]
+__all__ = ["error_result", "output_digest", "run_variant", "run_variants"]
 
 #: Longest error message kept in a row; torch can attach whole C++ backtraces.
 _MAX_MESSAGE_CHARS = 2000
@@ -35,7 +46,7 @@ def _dtype_name(dtype: torch.dtype) -> str:
 
 
 def _convert_args(args: dict[str, Any]) -> dict[str, Any]:
-    """Case-file values to torch values: a dtype name given as an argument (e.g. softmax's) becomes the dtype."""
+    """Case-file values to torch values: a dtype name given as an argument (softmax's) becomes the dtype."""
     out = {}
     for key, value in args.items():
         if key == "dtype" and isinstance(value, str) and value in DTYPES:
@@ -87,13 +98,24 @@ class _Call:
         self.fn = module
 
 
-def _check_error(call: _Call, inputs: list[torch.Tensor], expect: ExpectSpec) -> Check:
+def _subject(variant: Variant, device: str, dtype: str, memory_format: str) -> Subject:
+    """The variant's call and inputs built for device, dtype and memory format (oracles rebuild it elsewhere)."""
+    spec = variant.case.spec
+    inputs = case_inputs(spec, dtype, device, variant.dtype)
+    call = _Call(spec, device, dtype)
+    fill_parameters(call.module, spec, variant.dtype, device)
+    return to_memory_format(Subject(call.fn, call.module, inputs), memory_format)
+
+
+def _check_error(build: Callable[[], Subject], expect: ExpectSpec) -> Check:
+    """The call must raise; building it counts (a module's constructor refuses groups not dividing channels)."""
     assert expect.error is not None
     wanted = exception_type(expect.error.type)
     pattern = expect.error.match
     want = expect.error.type + (f" matching {pattern!r}" if pattern else "")
     try:
-        call.fn(*inputs)
+        call = build()
+        call.fn(*call.inputs)
     except Exception as exc:
         got = f"{type(exc).__name__}: {_first_line(str(exc))}"
         if not isinstance(exc, wanted):
@@ -138,40 +160,85 @@ def _check_shape_expect(out: Any, shape: Any) -> list[Check]:
     got = _shapes(out)
     if shape and isinstance(shape[0], list):
         if len(got) != len(shape):
-            return [Check(False, f"shape: the call returned {len(got)} tensors, expect.shape lists {len(shape)}")]
-        return [check_shape(f"output[{i}] shape", g, s) for i, (g, s) in enumerate(zip(got, shape, strict=True))]
+            return [
+                Check(False, f"shape: the call returned {len(got)} tensors, expect.shape lists {len(shape)}")
+            ]
+        return [
+            check_shape(f"output[{i}] shape", g, s) for i, (g, s) in enumerate(zip(got, shape, strict=True))
+        ]
     return [check_shape("output shape", got[0] if got else [], shape)]
+
+
+def _check_arithmetic_shape(spec: CaseSpec, out: Any) -> list[Check]:
+    """Every conv, transposed-conv and pooling call's output shape against the convolution arithmetic."""
+    verdict = judge_output_shape(spec, _shapes(out))
+    return [] if verdict is None else [Check(*verdict)]
 
 
 def _module_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
     return dict(module.named_parameters()) | dict(module.named_buffers())
 
 
-def _execute(variant: Variant) -> list[Check]:
+#: Hex digits kept of an output's sha256: 64 bits tell runs apart and keep rows short.
+_DIGEST_CHARS = 16
+
+
+def output_digest(out: Any) -> str | None:
+    """A short sha256 over the dtype, shape and bytes of the output tensor(s), or None if there is none.
+
+    Equal digests mean bitwise-equal outputs; the bytes are those of a contiguous CPU copy.
+    """
+    if isinstance(out, torch.Tensor):
+        tensors = [out]
+    elif isinstance(out, tuple | list):
+        tensors = [t for t in out if isinstance(t, torch.Tensor)]
+    else:
+        tensors = []
+    if not tensors:
+        return None
+    h = hashlib.sha256()
+    for tensor in tensors:
+        t = tensor.detach().to("cpu").contiguous()
+        h.update(f"{t.dtype}{list(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:_DIGEST_CHARS]
+
+
+def _execute(variant: Variant, result: Result | None = None) -> list[Check]:
     spec = variant.case.spec
     device, dtype = variant.device, variant.dtype
-    inputs = [make_tensor(s, dtype, device) for s in spec.inputs.values()]
-    call = _Call(spec, device, dtype)
     expect = spec.expect
     if expect.error is not None:
-        return [_check_error(call, inputs, expect)]
+        return [_check_error(lambda: _subject(variant, device, dtype, variant.memory_format), expect)]
+    call = _subject(variant, device, dtype, variant.memory_format)
+    inputs = call.inputs
     checks: list[Check] = []
+    if spec.train is not None:
+        train(call, spec, dtype, device, result)
     with torch.no_grad():
         if expect.layer_shapes is not None:
             assert isinstance(call.module, nn.Sequential)
             out: Any = inputs[0]
             for i, (layer, shape) in enumerate(zip(call.module, expect.layer_shapes, strict=True)):
                 out = layer(out, *inputs[1:]) if i == 0 else layer(out)
-                checks.append(check_shape(f"layer {i} ({type(layer).__name__}) output", list(out.shape), shape))
+                checks.append(
+                    check_shape(f"layer {i} ({type(layer).__name__}) output", list(out.shape), shape)
+                )
         else:
             out = call.fn(*inputs)
+    if result is not None:
+        result.output_digest = output_digest(out)
+    if expect.layer_shapes is None:
+        checks.extend(_check_arithmetic_shape(spec, out))
     if expect.output is not None:
         checks.extend(_check_output(out, expect.output, spec))
     if expect.shape is not None:
         checks.extend(_check_shape_expect(out, expect.shape))
     if expect.dtype is not None:
         got_dtype = _dtype_name(out.dtype) if isinstance(out, torch.Tensor) else type(out).__name__
-        checks.append(Check(got_dtype == expect.dtype, f"output dtype: expected {expect.dtype}, got {got_dtype}"))
+        checks.append(
+            Check(got_dtype == expect.dtype, f"output dtype: expected {expect.dtype}, got {got_dtype}")
+        )
     tensors = _module_tensors(call.module) if call.module is not None else {}
     for name, shape in (expect.state_shapes or {}).items():
         if name not in tensors:
@@ -187,10 +254,11 @@ def _execute(variant: Variant) -> list[Check]:
         got_repr = str(call.module)
         ok = got_repr == expect.repr
         checks.append(Check(ok, "" if ok else f"repr: expected\n{expect.repr}\ngot\n{got_repr}"))
+    checks.extend(oracle_checks(variant, call, out, functools.partial(_subject, variant), result))
     return checks
 
 
-def _base_result(variant: Variant) -> Result:
+def _base_result(variant: Variant | BenchVariant) -> Result:
     spec = variant.case.spec
     return Result(
         variant_id=variant.id,
@@ -217,8 +285,15 @@ def _describe(exc: BaseException) -> str:
     return text
 
 
-def run_variant(variant: Variant) -> Result:
-    """Run one variant and return its row. Nothing a variant does escapes as an exception."""
+def run_variant(variant: Variant | BenchVariant) -> Result:
+    """Run one variant and return its row. Nothing a variant does escapes as an exception.
+
+    A benchmark variant is timed (cnnbench.throughput) and gets a ``bench`` row.
+    """
+    if isinstance(variant, BenchVariant):
+        from cnnbench.throughput import run_benchmark
+
+        return run_benchmark(variant)
     result = _base_result(variant)
     start = time.perf_counter()
     skip = variant.skip_rule
@@ -228,18 +303,29 @@ def run_variant(variant: Variant) -> Result:
     if not device_available(variant.device):
         result.status, result.reason = "skipped", f"device {variant.device} is not available"
         return result
+    oracle_skip = skip_reason(variant)
+    if oracle_skip is not None:
+        result.status, result.reason = "skipped", oracle_skip
+        return result
     try:
-        checks = _execute(variant)
+        checks = _execute(variant, result)
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:
         result.status, result.message = "error", _describe(exc)
     else:
         failed = [c for c in checks if not c.passed]
-        result.status = "failed" if failed else "passed"
-        result.message = "\n".join(c.message for c in failed)
+        untrusted = [c.mistrust for c in checks if c.mistrust]
+        result.status = "failed" if failed else "mistrusted" if untrusted else "passed"
+        result.message = "\n".join(c.message for c in failed) or "\n".join(
+            f"cannot discriminate: {why} (set trust: always if that is the point)" for why in untrusted
+        )
         _record_errors(result, checks)
     result.duration_s = time.perf_counter() - start
+    return _apply_xfail(result, variant)
+
+
+def _apply_xfail(result: Result, variant: Variant | BenchVariant) -> Result:
     xfail = variant.xfail_rule
     if xfail is not None:
         result.reason = xfail.reason
@@ -249,6 +335,15 @@ def run_variant(variant: Variant) -> Result:
             result.status = "xpass"
             result.message = f"expected to fail ({xfail.reason}) but passed"
     return result
+
+
+def error_result(variant: Variant | BenchVariant, message: str, duration_s: float = 0.0) -> Result:
+    """The row of a variant that could not finish (its worker crashed or timed out): an error, or an xfail
+    when the case expects this variant to fail."""
+    result = _base_result(variant)
+    result.message, result.duration_s = message, duration_s
+    result.kind = getattr(variant, "kind", "check")
+    return _apply_xfail(result, variant)
 
 
 def _record_errors(result: Result, checks: Sequence[Check]) -> None:
@@ -267,7 +362,9 @@ def _record_errors(result: Result, checks: Sequence[Check]) -> None:
         ]
 
 
-def run_variants(variants: Iterable[Variant], on_result: Callable[[Result], None] | None = None) -> list[Result]:
+def run_variants(
+    variants: Iterable[Variant | BenchVariant], on_result: Callable[[Result], None] | None = None
+) -> list[Result]:
     """Run variants in order, calling on_result after each; KeyboardInterrupt stops after the current one."""
     results = []
     for variant in variants:

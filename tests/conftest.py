@@ -10,6 +10,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+#: Malformed case files (tests/test_corpus.py feeds them to the CLI); the cnnbench plugin must not collect them.
+collect_ignore_glob = ["corpus/*"]
+
 
 @pytest.fixture
 def write_case(tmp_path: Path) -> Callable[..., Path]:

@@ -193,3 +193,17 @@ def test_loading_does_not_import_torch() -> None:
     from conftest import REPO
 
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_lenient_spellings_other_authors_use() -> None:
+    text = (
+        "cases:\n  - id: a\n    module: Sequential\n    layers: [{module: ReLU}]\n    description: d\n"
+        "    dtypes: [torch.float32]\n    xfail: {dtype: float32, reason: r}\n    inputs: {input: [1.0]}\n"
+        "    expect: {layer_shapes: [[1]]}\n"
+    )
+    (case,) = load_text(text).cases
+    assert case.spec.dtypes == ["float32"]
+    assert [r.reason for r in case.spec.xfail] == ["r"]
+    assert case.spec.target == "Sequential"
+    bad = "cases:\n  - id: a\n    module: Sequential\n    inputs: {input: [1.0]}\n    expect: {shape: [1]}\n"
+    assert "module: Sequential needs its layers: list" in errors_of(bad)[0]

@@ -1,0 +1,412 @@
+"""Benchmarks in case files (cnnbench.cases, .throughput, .workload): format and ids, load errors, rows
+through the CLI, FLOP counts, the slow-path flag, the correctness check, torchvision missing and
+pytest-benchmark's JSON. No timing assertions: the machine is shared."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from cnnbench import throughput, workload
+from cnnbench.allowlist import MODEL_NAMES
+from cnnbench.cases import BenchVariant, estimated_seconds, expand, expand_benchmarks, load_text
+from cnnbench.cli import main
+from cnnbench.errors import CaseFileError
+from cnnbench.models import MODELS, TORCHVISION_MODELS
+from cnnbench.report import render_markdown
+from cnnbench.results import Result, load_run
+
+TINY = """\
+benchmark_defaults:
+  devices: [cpu]
+  max_time_s: 0.05
+cases:
+  - {id: relu, op: relu, devices: [cpu], inputs: {x: [-1.0, 2.0]}, expect: {output: [0.0, 2.0]}}
+benchmarks:
+  - id: lenet
+    model: lenet
+    batch: [2]
+    modes: [inference, train]
+    memory_formats: [contiguous, channels_last]
+  - id: mnist
+    model: mnist_cnn
+    batch: [2]
+"""
+
+#: Every metric a timed CPU row carries (the report, the comparison and the HTML page read these names).
+ROW_METRICS = {
+    "median_ms",
+    "iqr_ms",
+    "min_ms",
+    "mean_ms",
+    "n",
+    "times_ms",
+    "noisy",
+    "samples_per_s",
+    "flop_fwd",
+    "flop_fwd_bwd",
+    "gmacs",
+    "gflops",
+    "peak_gflops",
+    "pct_of_peak",
+    "slow_path",
+    "params",
+    "peak_mem_bytes",
+    "first_call_ms",
+    "warmup_ms",
+    "threads",
+    "batch",
+    "mode",
+    "memory_format",
+    "compile",
+}
+CHECK_METRICS = {"top1_agreement", "max_abs_err_vs_fp32", "max_rel_err_vs_fp32"}
+
+needs_torchvision = pytest.mark.skipif(
+    importlib.util.find_spec("torchvision") is None, reason="torchvision is not installed"
+)
+
+
+def _variants(text: str) -> dict[str, BenchVariant]:
+    return {v.id: v for v in expand_benchmarks(load_text(text, "b.yaml").benchmarks)}
+
+
+def test_model_names_in_the_allowlist_are_the_models() -> None:
+    assert set(MODELS) == MODEL_NAMES
+    assert TORCHVISION_MODELS < MODEL_NAMES and {"lenet", "mnist_cnn"}.isdisjoint(TORCHVISION_MODELS)
+
+
+def test_axes_multiply_out_into_ids() -> None:
+    text = """\
+    benchmark_defaults: {devices: [cpu, cuda], max_time_s: 0.5}
+    benchmarks:
+      - id: r18
+        model: resnet18
+        batch: [1, 8]
+        dtypes: [float32, bfloat16]
+        memory_formats: [contiguous, channels_last]
+        modes: [inference, train]
+        compile: [false, true]
+    """
+    variants = _variants(textwrap.dedent(text))
+    assert len(variants) == 2 * 2 * 2 * 2 * 2 * 2
+    v = variants["r18[cuda-bfloat16-b8-train-channels_last-compiled]"]
+    assert (v.device, v.dtype, v.batch, v.mode, v.memory_format, v.compile) == (
+        "cuda",
+        "bfloat16",
+        8,
+        "train",
+        "channels_last",
+        True,
+    )
+    assert v.time_budget_s == 0.5 and v.kind == "bench"
+    assert "r18[cpu-float32-b1-inference-contiguous]" in variants
+
+
+def test_batch_defaults_and_the_first_input_as_batch() -> None:
+    text = """\
+benchmarks:
+  - {id: m, model: mnist_cnn, devices: [cpu]}
+  - id: conv
+    op: conv2d
+    devices: [cpu]
+    inputs: {input: {randn: [4, 3, 8, 8]}, weight: {randn: [2, 3, 3, 3]}}
+  - id: conv-b
+    op: conv2d
+    devices: [cpu]
+    batch: [1, 16]
+    inputs: {input: {randn: [4, 3, 8, 8]}, weight: {randn: [2, 3, 3, 3]}}
+"""
+    ids = list(_variants(text))
+    assert ids == [
+        "m[cpu-float32-b1-inference-contiguous]",
+        "conv[cpu-float32-b4-inference-contiguous]",
+        "conv-b[cpu-float32-b1-inference-contiguous]",
+        "conv-b[cpu-float32-b16-inference-contiguous]",
+    ]
+    specs = workload.input_specs(
+        _variants(text)["conv-b[cpu-float32-b16-inference-contiguous]"].case.spec, 16
+    )
+    assert specs[0].randn == [16, 3, 8, 8] and specs[1].randn == [2, 3, 3, 3]
+
+
+def test_override_of_the_time_budget() -> None:
+    loaded = load_text(TINY, "t.yaml")
+    (v, *_) = expand_benchmarks(loaded.benchmarks, max_time_s=3.0)
+    assert v.time_budget_s == 3.0 and v.max_time_s == 3.0
+    assert estimated_seconds(v) > estimated_seconds(next(expand(loaded.cases))) * 10
+
+
+def test_a_file_may_hold_only_benchmarks_but_not_nothing() -> None:
+    assert len(load_text("benchmarks: [{id: a, model: lenet}]\n").benchmarks) == 1
+    with pytest.raises(CaseFileError, match=r'missing required key "cases".*or "benchmarks"'):
+        load_text("defaults: {devices: [cpu]}\n")
+
+
+BAD = """\
+benchmark_defaults: {max_time_s: 1}
+benchmarks:
+  - id: a
+    model: resnet19
+  - id: b
+    op: conv2d
+    batch: [2]
+    inputs: {input: [[1.0, 2.0]], weight: {randn: [1, 1, 1, 1]}}
+  - id: c
+    model: lenet
+    min_replicates: 2
+  - id: d
+    model: lenet
+    op: relu
+  - id: e
+    op: relu
+    inputs: {x: {randn: [4, 8]}}
+    memory_formats: [channels_last]
+  - {id: f, model: lenet, dtypes: [int64]}
+  - {id: ok, model: lenet}
+  - {id: ok, model: mnist_cnn}
+  - {id: relu, model: lenet}
+cases:
+  - {id: relu, op: relu, inputs: {x: [1.0]}, expect: {output: [1.0]}}
+"""
+
+
+def test_bad_benchmarks_exit_2_with_file_and_line(
+    write_case: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_case(BAD)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    for line, text in (
+        (4, 'benchmarks[0].model: unknown model "resnet19" (did you mean "resnet18"?)'),
+        (5, "batch: replaces the leading dimension of inputs.input"),
+        (11, "benchmarks[2].min_replicates: Input should be greater than or equal to 5"),
+        (12, "exactly one of model, op, module, layers (found: model, op)"),
+        (15, "channels_last needs a 4-D first input"),
+        (19, "benchmark dtypes must be floating point, not int64"),
+        (21, 'duplicate id "ok" (first at line 20)'),
+        (22, 'duplicate id "relu" (first at line 24)'),
+    ):
+        assert any(e.startswith(f"error: {path}:{line}:") and text in e for e in err.splitlines()), (
+            line,
+            text,
+        )
+
+
+def test_a_bad_benchmark_default_points_at_benchmark_defaults(
+    write_case: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_case("benchmark_defaults:\n  modes: [training]\nbenchmarks:\n  - {id: a, model: lenet}\n")
+    assert main(["validate", str(path)]) == 2
+    assert f"{path}:2:" in capsys.readouterr().err
+
+
+def test_the_same_id_in_cases_and_benchmarks_of_two_files_is_refused(
+    write_case: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_case("cases:\n  - {id: x, op: relu, inputs: {x: [1.0]}, expect: {output: [1.0]}}\n", "a.yaml")
+    path = write_case("benchmarks:\n  - {id: x, model: lenet}\n", "b.yaml")
+    assert main(["validate", str(path.parent)]) == 2
+    assert 'duplicate benchmark id "x"' in capsys.readouterr().err
+
+
+def test_tiny_benchmarks_run_through_the_cli_with_every_metric(
+    write_case: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_case(TINY)
+    reports = tmp_path / "reports"
+    assert (
+        main(["run", str(path), "--reports", str(reports), "--threads", "1", "--max-time-per-case", "0.05"])
+        == 0
+    )
+    run = load_run(None, reports)
+    bench = {r.variant_id: r for r in run.results if r.kind == "bench"}
+    assert [r.variant_id for r in run.results if r.kind == "check"] == ["relu[cpu-float32]"]
+    assert len(bench) == 5 and all(r.status == "passed" for r in bench.values())
+    for r in bench.values():
+        assert r.metrics.keys() >= ROW_METRICS, ROW_METRICS - r.metrics.keys()
+        assert r.metrics["n"] >= 5 and len(r.metrics["times_ms"]) == r.metrics["n"]
+        assert r.metrics["threads"] == 1 and r.metrics["slow_path"] is False
+        assert r.metrics["peak_mem_bytes"] is None and "not measured" in r.metrics["peak_mem_note"]
+    reference = bench["lenet[cpu-float32-b2-inference-contiguous]"]
+    assert CHECK_METRICS.isdisjoint(reference.metrics)
+    checked = bench["lenet[cpu-float32-b2-train-channels_last]"].metrics
+    assert checked.keys() >= CHECK_METRICS and checked["top1_agreement"] == 1.0
+    assert (
+        reference.metrics["flop_fwd"] == bench["lenet[cpu-float32-b2-train-contiguous]"].metrics["flop_fwd"]
+    )
+    assert run.meta["environment"]["num_threads"] == 1
+    assert run.meta["options"]["threads"] == 1 and run.meta["options"]["max_time_per_case"] == 0.05
+    assert set(run.meta["peaks"]["cpu"]) == {"float32"}
+    out = capsys.readouterr().out
+    assert "benchmarks" in out and "6 passed" in out
+    assert "## Benchmarks" in render_markdown(
+        run
+    ) and "GEMM probe peaks (GFLOP/s): cpu: float32" in render_markdown(run)
+
+
+def test_kind_check_leaves_the_benchmarks_out(write_case: Callable[..., Path], tmp_path: Path) -> None:
+    path = write_case(TINY)
+    assert main(["run", str(path), "--reports", str(tmp_path), "--kind", "check"]) == 0
+    assert [r.kind for r in load_run(None, tmp_path).results] == ["check"]
+
+
+def test_isolated_workers_run_benchmarks_with_the_run_options(
+    write_case: Callable[..., Path], tmp_path: Path
+) -> None:
+    path = write_case(TINY)
+    args = ["run", str(path), "--reports", str(tmp_path), "-k", "mnist", "--isolate", "--threads", "1"]
+    assert main([*args, "--max-time-per-case", "0.05"]) == 0
+    (row,) = load_run(None, tmp_path).results
+    assert row.kind == "bench" and row.status == "passed" and row.metrics["threads"] == 1
+
+
+@needs_torchvision
+def test_resnet18_forward_is_3_63_gflop_per_image() -> None:
+    variants = _variants("benchmarks:\n  - {id: r18, model: resnet18, devices: [cpu], batch: [1, 2]}\n")
+    for batch in (1, 2):
+        forward, both = throughput.count_variant_flops(
+            variants[f"r18[cpu-float32-b{batch}-inference-contiguous]"]
+        )
+        assert round(forward / batch / 1e9, 2) == 3.63
+        assert 2.5 < both / forward < 3.0  # backward is twice the forward, less the stem's input gradient
+
+
+def test_a_depthwise_convolution_backward_is_counted_per_group() -> None:
+    text = """\
+benchmarks:
+  - id: dw
+    module: Conv2d
+    devices: [cpu]
+    args: {in_channels: 32, out_channels: 32, kernel_size: 3, padding: 1, groups: 32}
+    inputs: {input: {randn: [2, 32, 16, 16]}}
+"""
+    (variant,) = _variants(text).values()
+    forward, both = throughput.count_variant_flops(variant)
+    assert forward == 2 * 2 * 32 * 16 * 16 * 9 and both == 3 * forward
+
+
+def _run(text: str, monkeypatch: pytest.MonkeyPatch, **patches: Any) -> Result:
+    (variant,) = _variants(text).values()
+    monkeypatch.setattr(throughput, "measure_variant", _quick_measure)
+    for name, value in patches.items():
+        monkeypatch.setattr(throughput, name, value)
+    return throughput.run_benchmark(variant)
+
+
+def _quick_measure(step: Callable[[], object], variant: BenchVariant) -> Any:
+    from cnnbench.bench import measure
+
+    return measure(step, device=variant.device, min_replicates=5, max_time_s=0.01)
+
+
+LENET_BF16 = "benchmarks:\n  - {id: l, model: lenet, devices: [cpu], dtypes: [bfloat16], batch: [2]}\n"
+
+
+def test_a_dtype_far_below_float32_is_flagged_slow_path_in_the_row_and_the_report(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    peaks = {"bfloat16": 0.5e9, "float32": 100e9}
+    result = _run(
+        LENET_BF16, monkeypatch, machine_peaks=lambda device, dtype: (peaks[dtype], peaks["float32"])
+    )
+    assert result.status == "passed" and result.metrics["slow_path"] is True
+    assert result.metrics["peak_gflops"] == 0.5 and result.metrics["fp32_peak_gflops"] == 100.0
+    from synthetic_runs import make_run
+
+    assert "🐢 slow path" in render_markdown(make_run(tmp_path / "run", [result]))
+    peaks["bfloat16"] = 60e9  # a native kernel: within 4x of float32
+    fast = _run(LENET_BF16, monkeypatch, machine_peaks=lambda device, dtype: (peaks[dtype], peaks["float32"]))
+    assert fast.metrics["slow_path"] is False
+
+
+def test_a_wrong_low_precision_output_fails_the_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = workload.build_workload
+
+    def broken(variant: BenchVariant, **overrides: Any) -> workload.Workload:
+        built = real(variant, **overrides)
+        if "dtype" not in overrides:  # the variant's own configuration, not the float32 reference
+            forward = built.forward
+            built.forward = lambda: -2 * workload.first_tensor(forward())
+        return built
+
+    result = _run(LENET_BF16, monkeypatch, build_workload=broken, machine_peaks=lambda d, t: (1e9, 1e9))
+    assert result.status == "failed"
+    assert "over the bfloat16 threshold 0.1" in result.message and "top-1 agreement" in result.message
+    assert result.metrics["median_ms"] > 0  # still timed
+
+
+def test_near_ties_are_forgiven_and_real_flips_are_not() -> None:
+    (variant,) = _variants(LENET_BF16).values()
+    ref = torch.tensor([[1.0, 0.999, -1.0], [2.0, 0.0, -2.0]])
+    tie = ref.clone()
+    tie[0, 1] = 1.001  # flips sample 0 between two nearly tied classes
+    check = throughput.check_against_reference(variant, tie, ref)
+    assert check.top1_agreement == 0.5 and check.problems == ()
+    flipped = ref.clone()
+    flipped[1] = torch.tensor([0.0, 2.0, -2.0])
+    check = throughput.check_against_reference(variant, flipped, ref)
+    assert any("sample 1: top-1 class 1 instead of 0" in p for p in check.problems)
+
+
+def test_torchvision_models_are_skipped_without_torchvision(monkeypatch: pytest.MonkeyPatch) -> None:
+    (variant,) = _variants("benchmarks:\n  - {id: r, model: resnet18, devices: [cpu]}\n").values()
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # `import torchvision` now raises ImportError
+    workload.torchvision_missing.cache_clear()
+    try:
+        result = throughput.run_benchmark(variant)
+    finally:
+        workload.torchvision_missing.cache_clear()
+    assert result.status == "skipped" and "torchvision is not available" in result.reason
+    assert result.kind == "bench"
+    lenet = next(iter(_variants("benchmarks:\n  - {id: l, model: lenet, devices: [cpu]}\n").values()))
+    assert throughput._skip_reason(lenet) is None
+
+
+def test_ctrl_c_inside_a_benchmark_propagates(monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupt(step: Callable[[], object], variant: BenchVariant) -> Any:
+        raise KeyboardInterrupt
+
+    (variant,) = _variants(LENET_BF16.replace("bfloat16", "float32")).values()
+    monkeypatch.setattr(throughput, "measure_variant", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        throughput.run_benchmark(variant)
+
+
+BENCH_FILE = """\
+cases:
+  - {id: relu, op: relu, devices: [cpu], inputs: {x: [-1.0, 2.0]}, expect: {output: [0.0, 2.0]}}
+benchmarks:
+  - {id: mnist, model: mnist_cnn, devices: [cpu], batch: [2], max_time_s: 0.05}
+"""
+
+
+def test_pytest_benchmark_only_runs_benchmarks_and_writes_json(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under pytest-xdist this variable would make pytest-benchmark disable itself in the inner run.
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    pytester.makefile(".yaml", bench=BENCH_FILE)
+    storage = f"file://{pytester.path / 'storage'}"
+    common = ["-p", "no:cacheprovider", "--benchmark-only", f"--benchmark-storage={storage}"]
+    # In-process (torch is imported above, and cannot be imported twice in one process).
+    result = pytester.runpytest(*common, "--benchmark-json=out.json", "--benchmark-autosave")
+    result.assert_outcomes(passed=1, skipped=1)
+    data = json.loads((pytester.path / "out.json").read_text())
+    assert data["machine_info"]["torch"]["torch_version"] == torch.__version__
+    assert "cuda_version" in data["machine_info"]["torch"]
+    (bench,) = data["benchmarks"]
+    assert bench["name"] == "mnist[cpu-float32-b2-inference-contiguous]" and bench["group"] == "mnist"
+    assert bench["stats"]["rounds"] >= 5 and bench["extra_info"]["flop_fwd"] > 0
+    assert bench["extra_info"]["cnnbench_status"] == "passed"
+    compared = pytester.runpytest(*common, "--benchmark-compare")
+    compared.assert_outcomes(passed=1, skipped=1)
+    assert "mnist[cpu-float32-b2-inference-contiguous] (0001" in compared.stdout.str()

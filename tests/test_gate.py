@@ -1,0 +1,108 @@
+"""The CI gate's pieces: the allowlist file, the noxfile sessions, the GitHub workflow, --kind, and that the
+numerics path never imports torchvision (the gate's venvs do not have it)."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO
+from synthetic_runs import check_row, make_run
+
+from cnnbench.cli import main
+from cnnbench.compare_runs import load_allowlist
+
+CASE = """
+cases:
+  - {id: relu, op: relu, devices: [cpu], inputs: {x: [-1.0, 2.0]}, expect: {output: [0.0, 2.0]}}
+"""
+
+
+def test_allowlist_file_is_valid() -> None:
+    allowlist = load_allowlist(REPO / "gate" / "allowlist.yaml")
+    assert all(entry.reason for entry in allowlist.entries)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("nox") is None, reason="nox is not installed (dev extra)")
+def test_noxfile_has_a_gate_session_per_torch_version() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "nox", "--list", "--noxfile", str(REPO / "noxfile.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "gate-2.14.1" in done.stdout and "gate-2.13.0" in done.stdout
+
+
+def test_github_workflow_runs_the_gate_per_torch_version() -> None:
+    workflow = yaml.safe_load((REPO / "examples" / "ci" / "github-actions.yml").read_text())
+    gate = workflow["jobs"]["gate"]
+    assert gate["strategy"]["matrix"]["torch"] == ["2.14.1", "2.13.0"]
+    steps = "\n".join(str(step.get("run", "")) + str(step.get("uses", "")) for step in gate["steps"])
+    assert "cnnbench run cases/ --kind check" in steps
+    assert '--format markdown >> "$GITHUB_STEP_SUMMARY"' in steps
+    assert "actions/upload-artifact" in steps and "torchvision" not in steps
+    assert "cnnbench compare" in str(workflow["jobs"]["compare"]["steps"])
+
+
+def test_numerics_path_imports_no_torchvision(write_case: Callable[..., Path], tmp_path: Path) -> None:
+    cases = write_case(CASE)
+    code = (
+        "import sys\n"
+        "import torch\n"
+        "import cnnbench.cli, cnnbench.runner, cnnbench.report, cnnbench.compare_runs, cnnbench.repro\n"
+        "import cnnbench.junit, cnnbench.shard\n"
+        f"status = cnnbench.cli.main(['run', {str(cases)!r}, '--kind', 'check', '--reports', {str(tmp_path)!r}])\n"
+        f"cnnbench.cli.main(['report', '--reports', {str(tmp_path)!r}, '--format', 'junit', '-o', 'j.xml'])\n"
+        "assert status == 0, status\n"
+        "assert 'torchvision' not in sys.modules, 'torchvision was imported'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_compare_and_report_need_no_torch(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "a", [check_row("conv")])
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = None  # any import of torch now fails\n"
+        "from cnnbench.cli import main\n"
+        f"assert main(['compare', {str(run.path)!r}, {str(run.path)!r}]) == 0\n"
+        f"assert main(['report', {str(run.path)!r}, '--format', 'markdown']) == 0\n"
+        f"assert main(['report', {str(run.path)!r}, '--format', 'junit']) == 0\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_kind_filter(
+    write_case: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cases = write_case(CASE)
+    assert main(["run", str(cases), "--kind", "bench", "--no-save"]) == 2
+    assert "--kind" in capsys.readouterr().err
+    assert main(["run", str(cases), "--kind", "check", "--reports", str(tmp_path)]) == 0
+
+
+def test_benchmark_variants_are_of_kind_bench() -> None:
+    from cnnbench import cases
+    from cnnbench.cli import _select_kind
+
+    bench_type = getattr(cases, "BenchVariant", None)
+    if bench_type is None:
+        pytest.skip("no benchmark variants in this checkout")
+    bench = object.__new__(bench_type)  # the kind comes from the type alone
+    check = object.__new__(cases.Variant)
+    assert _select_kind([bench, check], "bench") == [bench]
+    assert _select_kind([bench, check], "check") == [check]
+    assert _select_kind([bench, check], "all") == [bench, check]

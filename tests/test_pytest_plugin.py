@@ -1,0 +1,166 @@
+"""The pytest plugin end to end (pytester): collection, failures with file:line, -k, -x, --junitxml, xdist,
+no torch import for projects without case files, and agreement with `cnnbench run` on the seed suite."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import torch  # noqa: F401  (see below)
+from conftest import REPO
+
+from cnnbench.cli import main
+from cnnbench.results import load_run
+
+CASES = """\
+defaults:
+  devices: [cpu]
+  dtypes: [float32, float64]
+cases:
+  - id: relu-ok
+    op: relu
+    inputs: {x: [-1.0, 2.0]}
+    expect: {output: [0.0, 2.0]}
+
+  - id: relu-wrong
+    op: relu
+    inputs: {x: [-1.0, 2.0]}
+    expect: {output: [0.0, 2.5]}
+
+  - id: on-cuda
+    op: relu
+    devices: [cuda]
+    inputs: {x: [1.0]}
+    expect: {output: [1.0]}
+
+  - id: known-bug
+    op: relu
+    dtypes: [float32]
+    inputs: {x: [1.0]}
+    expect: {output: [3.0]}
+    xfail: [{reason: documented upstream bug}]
+"""
+
+# torch is imported here, before any in-process pytester run: pytester drops the modules first imported during
+# a run when it ends, and torch cannot be imported a second time in one process (it crashes the interpreter).
+
+#: pytest's outcome for each cnnbench status (the plugin's mapping).
+PYTEST_OUTCOME = {
+    "passed": "passed",
+    "failed": "failed",
+    "error": "failed",
+    "skipped": "skipped",
+    "xfail": "xfailed",
+    "xpass": "passed",
+    "mistrusted": "passed",
+}
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makefile(".yaml", cases=CASES)
+    pytester.makefile(".yaml", config="name: not a case file\nitems: [1, 2]\n")
+    return pytester
+
+
+def test_collects_one_item_per_variant_named_by_its_id(project: pytest.Pytester) -> None:
+    result = project.runpytest("--collect-only", "-q")
+    ids = [line for line in result.outlines if "::" in line]
+    assert ids == [
+        "cases.yaml::relu-ok[cpu-float32]",
+        "cases.yaml::relu-ok[cpu-float64]",
+        "cases.yaml::relu-wrong[cpu-float32]",
+        "cases.yaml::relu-wrong[cpu-float64]",
+        "cases.yaml::on-cuda[cuda-float32]",
+        "cases.yaml::on-cuda[cuda-float64]",
+        "cases.yaml::known-bug[cpu-float32]",
+    ]
+
+
+def test_failure_shows_the_mismatch_with_file_and_line(project: pytest.Pytester) -> None:
+    result = project.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=2, skipped=2, xfailed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*cases.yaml:10: relu-wrong[[]cpu-float32[]] failed",
+            "output: 1 of 2 elements differ (max abs err 0.5*",
+            "  at [[]1[]]: expected 2.5, got 2 *",
+            "repro: cnnbench run cases.yaml -k 'relu-wrong[[]cpu-float32[]]'",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_keyword_and_exitfirst(project: pytest.Pytester) -> None:
+    project.runpytest("-k", "relu-ok and float64").assert_outcomes(passed=1, deselected=6)
+    result = project.runpytest("-x", "-k", "wrong")
+    result.assert_outcomes(failed=1, deselected=5)
+
+
+def test_junitxml(project: pytest.Pytester) -> None:
+    project.runpytest("--junitxml=out.xml").assert_outcomes(passed=2, failed=2, skipped=2, xfailed=1)
+    root = ET.parse(project.path / "out.xml").getroot()
+    suite = root.find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("7", "2", "3")
+    names = {c.get("name") for c in suite.iter("testcase")}
+    assert "relu-wrong[cpu-float64]" in names and "known-bug[cpu-float32]" in names
+    failure = next(c for c in suite.iter("testcase") if c.get("name") == "relu-wrong[cpu-float32]").find(
+        "failure"
+    )
+    assert failure is not None and "cases.yaml:10" in (failure.text or "")
+
+
+def test_xdist(project: pytest.Pytester) -> None:
+    result = project.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=2, skipped=2, xfailed=1)
+    assert "2 workers" in result.stdout.str()
+
+
+def test_plugin_does_not_import_torch_without_case_files(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        import json, sys
+
+        def pytest_sessionfinish(session):
+            loaded = session.config.pluginmanager.has_plugin("cnnbench")
+            with open("modules.json", "w") as f:
+                json.dump({"torch": "torch" in sys.modules, "plugin": loaded}, f)
+        """
+    )
+    pytester.makepyfile(test_plain="def test_one():\n    assert 1 + 1 == 2\n")
+    pytester.makefile(".yaml", settings="name: just data\ncase: not a case file\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert json.loads((pytester.path / "modules.json").read_text()) == {"torch": False, "plugin": True}
+
+
+def test_malformed_case_file_is_one_collection_error_with_its_line(pytester: pytest.Pytester) -> None:
+    pytester.makefile(
+        ".yaml",
+        cases="cases:\n  - id: x\n    op: reluu\n    inputs: {x: [1.0]}\n    expect: {output: [1.0]}\n",
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(['*cases.yaml:3:*unknown op "reluu" (did you mean "relu"?)*'])
+
+
+@pytest.mark.skipif(not (REPO / "cases").is_dir(), reason="no case files under cases/")
+def test_pytest_and_cnnbench_run_agree_on_every_variant(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    cases = REPO / "cases" / "seeds"
+    target = cases if cases.is_dir() else REPO / "cases"
+    main(["run", str(target), "--kind", "check", "--reports", str(tmp_path / "reports")])
+    expected = {r.variant_id: PYTEST_OUTCOME[r.status] for r in load_run(None, tmp_path / "reports").results}
+    recorder = pytester.inline_run(str(target), "-q", "-p", "no:cacheprovider")
+    got: dict[str, str] = {}
+    for report in recorder.getreports("pytest_runtest_logreport"):
+        name = report.nodeid.split("::")[-1]
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            if hasattr(report, "wasxfail"):
+                got[name] = "xfailed" if report.skipped else "passed"
+            else:
+                got[name] = report.outcome
+    assert len(got) == len(expected) > 100
+    assert {k: v for k, v in got.items() if expected.get(k) != v} == {}

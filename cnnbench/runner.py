@@ -258,7 +258,8 @@ def _execute(variant: Variant, result: Result | None = None) -> list[Check]:
     return checks
 
 
-def _base_result(variant: Variant | BenchVariant) -> Result:
+def base_result(variant: Variant | BenchVariant) -> Result:
+    """A row for variant with its identity columns filled in and status error until something says otherwise."""
     spec = variant.case.spec
     return Result(
         variant_id=variant.id,
@@ -294,7 +295,7 @@ def run_variant(variant: Variant | BenchVariant) -> Result:
         from cnnbench.throughput import run_benchmark
 
         return run_benchmark(variant)
-    result = _base_result(variant)
+    result = base_result(variant)
     start = time.perf_counter()
     skip = variant.skip_rule
     if skip is not None:
@@ -340,7 +341,7 @@ def _apply_xfail(result: Result, variant: Variant | BenchVariant) -> Result:
 def error_result(variant: Variant | BenchVariant, message: str, duration_s: float = 0.0) -> Result:
     """The row of a variant that could not finish (its worker crashed or timed out): an error, or an xfail
     when the case expects this variant to fail."""
-    result = _base_result(variant)
+    result = base_result(variant)
     result.message, result.duration_s = message, duration_s
     result.kind = getattr(variant, "kind", "check")
     return _apply_xfail(result, variant)

@@ -16,9 +16,10 @@ from cnnbench import bench
 from cnnbench.cases import BenchVariant, expand_benchmarks, load_file
 from cnnbench.environment import device_available
 from cnnbench.errors import CnnbenchError
+from cnnbench.fill import torch_dtype
 from cnnbench.models import TORCHVISION_MODELS
 from cnnbench.results import Result
-from cnnbench.runner import _describe
+from cnnbench.runner import _describe, base_result
 from cnnbench.workload import Workload, build_workload, first_tensor, meta_workload, torchvision_missing
 
 __all__ = [
@@ -183,37 +184,21 @@ def check_against_reference(variant: BenchVariant, out: torch.Tensor, ref: torch
 
 def machine_peaks(device: str, dtype: str) -> tuple[float, float]:
     """The GEMM probe's FLOP/s for (device, dtype) and for (device, float32), cached for the process."""
-    peak = bench.peak_gemm_flops(device, _dtype(dtype))
+    peak = bench.peak_gemm_flops(device, torch_dtype(dtype))
     fp32 = peak if dtype == "float32" else bench.peak_gemm_flops(device, torch.float32)
     return peak, fp32
 
 
-def _dtype(name: str) -> torch.dtype:
-    dtype = getattr(torch, name)
-    assert isinstance(dtype, torch.dtype)
-    return dtype
-
-
 def _base_result(variant: BenchVariant) -> Result:
-    spec = variant.case.spec
-    return Result(
-        variant_id=variant.id,
-        case_id=spec.id,
-        file=variant.case.file,
-        line=variant.case.line,
-        target=spec.target,
-        device=variant.device,
-        dtype=variant.dtype,
-        status="error",
-        source=spec.source or "",
-        kind="bench",
-        metrics={
-            "batch": variant.batch,
-            "mode": variant.mode,
-            "memory_format": variant.memory_format,
-            "compile": variant.compile,
-        },
-    )
+    result = base_result(variant)
+    result.kind = "bench"
+    result.metrics = {
+        "batch": variant.batch,
+        "mode": variant.mode,
+        "memory_format": variant.memory_format,
+        "compile": variant.compile,
+    }
+    return result
 
 
 def _skip_reason(variant: BenchVariant) -> str | None:

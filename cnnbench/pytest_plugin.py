@@ -88,6 +88,14 @@ class CaseFileNode(pytest.File):
         return str(super().repr_failure(excinfo))
 
 
+def _failure_message(result: Any) -> str:
+    """A failed row as pytest shows it: file:line, the variant, its message and a command to rerun it."""
+    from cnnbench.report import repro_command
+
+    r = result
+    return f"{r.file}:{r.line}: {r.variant_id} {r.status}\n{r.message}\nrepro: {repro_command(r)}"
+
+
 class VariantFailedError(Exception):
     """A variant failed or errored; carries its result row."""
 
@@ -116,10 +124,7 @@ class VariantItem(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # type: ignore[override]
         """The mismatch message with the case's file:line and a repro command, no traceback."""
         if isinstance(excinfo.value, VariantFailedError):
-            from cnnbench.report import repro_command
-
-            r = excinfo.value.result
-            return f"{r.file}:{r.line}: {r.variant_id} {r.status}\n{r.message}\nrepro: {repro_command(r)}"
+            return _failure_message(excinfo.value.result)
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Path, int, str]:
@@ -208,10 +213,7 @@ class BenchItem(pytest.Function):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # type: ignore[override]
         """The correctness message (or the error) with the benchmark's file:line and a repro, no traceback."""
         if isinstance(excinfo.value, VariantFailedError):
-            from cnnbench.report import repro_command
-
-            r = excinfo.value.result
-            return f"{r.file}:{r.line}: {r.variant_id} {r.status}\n{r.message}\nrepro: {repro_command(r)}"
+            return _failure_message(excinfo.value.result)
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Path, int, str]:

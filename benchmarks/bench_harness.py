@@ -1,4 +1,4 @@
-"""Harness self-check: cnnbench.bench.measure vs torch's Timer and vs a raw loop, interleaved in one process.
+"""Harness self-check: cnnbench.bench.measure.measure vs torch's Timer and vs a raw loop, interleaved in one process.
 
 Usage: python benchmarks/bench_harness.py [--json PATH] [--rounds N] [--max-rounds M] [--wait-quiet S]
                                           [--threads N] [--batch N] [--skip-resnet]
@@ -35,10 +35,12 @@ from torch.nn import functional
 from torch.utils.benchmark import Timer
 
 try:
-    from cnnbench import bench, models
+    from cnnbench.bench import measure as bench
+    from cnnbench.bench import models
 except ImportError:  # a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from cnnbench import bench, models
+    from cnnbench.bench import measure as bench
+    from cnnbench.bench import models
 
 _TIMER_MIN_RUN_TIME_S = 2.0  # the reference: Timer.blocked_autorange(min_run_time=2)
 _MEASURE_MAX_TIME_S = 2.0  # give measure() the same time budget as the reference
@@ -222,7 +224,7 @@ def compare_resnet18(plan: Plan, threads: int, batch: int) -> dict[str, Any]:
         "dtype": "float32",
         "device": "cpu",
         "sides": {
-            "a": "cnnbench.bench.measure median_s",
+            "a": "cnnbench.bench.measure.measure median_s",
             "b": "Timer.blocked_autorange(min_run_time=2).median",
         },
         "values": sides.as_dict(),
@@ -271,7 +273,10 @@ def compare_overhead(plan: Plan) -> list[dict[str, Any]]:
             rows.append(
                 {
                     "callable": name,
-                    "sides": {"a": "cnnbench.bench.measure median_s", "b": "raw perf_counter loop median"},
+                    "sides": {
+                        "a": "cnnbench.bench.measure.measure median_s",
+                        "b": "raw perf_counter loop median",
+                    },
                     "values": sides.as_dict(),
                     "number_per_run": [m.number_per_run for m in measurements],
                     "measure_rel_iqr": [m.rel_iqr for m in measurements],

@@ -4,8 +4,8 @@ Usage: python benchmarks/bench_overhead.py [--json PATH] [--rounds N] [--max-rou
                                            [--threads N] [--skip-resnet] [--skip-row]
 
 1. cnnbench's median for ``resnet18[cpu-float32-b8-inference-contiguous]`` (the default set's row, built by
-   cnnbench.workload exactly as ``cnnbench run cases/bench`` builds it, timed by
-   cnnbench.throughput.measure_variant, the timing ``run_benchmark`` uses, with the row's 2 s budget) against
+   cnnbench.bench.workload exactly as ``cnnbench run cases/bench`` builds it, timed by
+   cnnbench.bench.runner.measure_variant, the timing ``run_benchmark`` uses, with the row's 2 s budget) against
    ``torch.utils.benchmark.Timer(stmt="fn()", globals={"fn": step}, num_threads=<threads>)
    .blocked_autorange(min_run_time=2).median`` on the same callable. Target: within 3 %.
 2. Harness overhead per timed call for calls of 1 ms or more: the same timing path against a tight
@@ -38,10 +38,10 @@ _HERE = Path(__file__).resolve().parent
 if importlib.util.find_spec("cnnbench") is None:  # a checkout without `pip install -e .`
     sys.path.insert(0, str(_HERE.parent))
 sys.path.insert(0, str(_HERE))
-bench = importlib.import_module("cnnbench.bench")
-throughput = importlib.import_module("cnnbench.throughput")
-cases = importlib.import_module("cnnbench.cases")
-workload = importlib.import_module("cnnbench.workload")
+bench = importlib.import_module("cnnbench.bench.measure")
+throughput = importlib.import_module("cnnbench.bench.runner")
+cases = importlib.import_module("cnnbench.casefile.load")
+workload = importlib.import_module("cnnbench.bench.workload")
 # The harness self-check's interleaving (alternating sides, foreign load per round) and raw loop, reused.
 harness = importlib.import_module("bench_harness")
 Plan, raw_per_call_s = harness.Plan, harness.raw_per_call_s
@@ -88,7 +88,7 @@ def compare_resnet18(variant: Any, plan: Plan, threads: int, full_row: bool) -> 
     out: dict[str, Any] = {
         "variant": variant.id,
         "sides": {
-            "a": "cnnbench.throughput.measure_variant median (the run_benchmark timing)",
+            "a": "cnnbench.bench.runner.measure_variant median (the run_benchmark timing)",
             "b": "Timer.blocked_autorange(min_run_time=2).median",
         },
         "values": sides.as_dict(),

@@ -48,7 +48,7 @@ def _load_variants(
 
     max_time_s (--max-time-per-case) overrides every benchmark's own time budget.
     """
-    from cnnbench.cases import BenchVariant, Variant, expand, expand_benchmarks, load_suite, select
+    from cnnbench.casefile.load import BenchVariant, Variant, expand, expand_benchmarks, load_suite, select
 
     _check_filters(devices, dtypes)
     suite = load_suite(paths, max_case_bytes=max_case_bytes)
@@ -64,13 +64,13 @@ MAX_TIME_PER_CASE_S = 600.0
 
 def _run_peaks(results: Sequence[object], stored: object) -> dict[str, dict[str, float]]:
     """The GEMM peaks the run's bench rows measured (device -> dtype -> GFLOP/s), over any already stored."""
-    from cnnbench.results import Result
+    from cnnbench.store.result import Result
 
     peaks: dict[str, dict[str, float]] = {}
     if isinstance(stored, dict):
         peaks = {str(d): dict(v) for d, v in stored.items() if isinstance(v, dict)}
     if any(isinstance(r, Result) and r.kind == "bench" for r in results):
-        from cnnbench.throughput import run_peaks
+        from cnnbench.bench.runner import run_peaks
 
         for device, by_dtype in run_peaks(r for r in results if isinstance(r, Result)).items():
             peaks.setdefault(device, {}).update(by_dtype)
@@ -83,7 +83,7 @@ KINDS = ("all", "check", "bench")
 
 def _variant_kind(variant: object) -> str:
     """ "bench" for a benchmark variant, "check" for a numerics one (its own kind attribute wins)."""
-    from cnnbench import cases
+    from cnnbench.casefile import load as cases
 
     bench_type = getattr(cases, "BenchVariant", None)
     default = "bench" if bench_type is not None and isinstance(variant, bench_type) else "check"
@@ -98,8 +98,8 @@ def _select_kind(variants: list[object], kind: str) -> list[object]:
 
 
 def _check_filters(devices: Sequence[str] | None, dtypes: Sequence[str] | None) -> None:
-    from cnnbench.allowlist import DEVICE_TYPES, DTYPES
-    from cnnbench.spec import suggest
+    from cnnbench.casefile.format import suggest
+    from cnnbench.casefile.vocabulary import DEVICE_TYPES, DTYPES
 
     for d in devices or ():
         if d.split(":")[0] not in DEVICE_TYPES:
@@ -127,8 +127,8 @@ def cmd_list(
 
 def cmd_validate(paths: Sequence[str], max_case_bytes: str | None = None, out: Console | None = None) -> int:
     """Load and validate case files without running them (max_case_bytes: the memory budget of a case)."""
-    from cnnbench.budget import resolve_budget
-    from cnnbench.cases import expand, expand_benchmarks, load_suite
+    from cnnbench.casefile.budget import resolve_budget
+    from cnnbench.casefile.load import expand, expand_benchmarks, load_suite
 
     out = out or Console(highlight=False)
     suite = load_suite(paths, max_case_bytes=resolve_budget(max_case_bytes))
@@ -143,7 +143,7 @@ def cmd_validate(paths: Sequence[str], max_case_bytes: str | None = None, out: C
 
 def cmd_schema(out: Console | None = None) -> int:
     """Print the case format's JSON Schema (for editors' completion and validation)."""
-    from cnnbench.spec import CaseFileSpec
+    from cnnbench.casefile.format import CaseFileSpec
 
     schema = CaseFileSpec.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
@@ -181,8 +181,8 @@ def cmd_run(
     own; recorded either way); max_time_per_case is every benchmark's time budget in seconds (default: each
     benchmark's max_time_s). Ctrl-C or SIGTERM stops the run, keeping every finished row: exit 130 or 143.
     """
-    from cnnbench.budget import resolve_budget
-    from cnnbench.resume import load_resume, run_options
+    from cnnbench.casefile.budget import resolve_budget
+    from cnnbench.execution.resume import load_resume, run_options
 
     stored = None
     if resume is not None:
@@ -221,19 +221,19 @@ def cmd_run(
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from cnnbench.bench import set_threads
-    from cnnbench.cases import BenchVariant, Variant, case_files_hash, estimated_seconds
+    from cnnbench.bench.measure import set_threads
+    from cnnbench.casefile.load import BenchVariant, Variant, case_files_hash, estimated_seconds
     from cnnbench.environment import capture_environment
-    from cnnbench.interrupt import SignalCatcher, exit_status
-    from cnnbench.isolation import IsolatedRunner
-    from cnnbench.report import print_console
-    from cnnbench.results import FAILING, Result, Run, RunWriter
-    from cnnbench.runner import run_variant
+    from cnnbench.execution.interrupt import SignalCatcher, exit_status
+    from cnnbench.execution.isolation import IsolatedRunner
+    from cnnbench.numerics.runner import run_variant
+    from cnnbench.report.tables import print_console
+    from cnnbench.store.result import FAILING, Result, Run, RunWriter
 
     if not variants:
         raise UsageError("no variants selected (check the paths, -k, --device, --dtype and --kind)")
     if shard is not None:
-        from cnnbench.shard import parse_shard, take_shard
+        from cnnbench.execution.shard import parse_shard, take_shard
 
         # An empty shard still stores an (empty) run, so that merging every shard's run always works.
         variants = take_shard(variants, parse_shard(shard))
@@ -339,8 +339,8 @@ def cmd_report(
     out: Console | None = None,
 ) -> int:
     """Render a stored run (the latest by default) as markdown, json, csv or the terminal view."""
-    from cnnbench.report import RENDERERS, print_console
-    from cnnbench.results import load_run
+    from cnnbench.report.tables import RENDERERS, print_console
+    from cnnbench.store.result import load_run
 
     loaded = load_run(run, _reports_dir(reports))
     if fmt == "console":
@@ -376,8 +376,8 @@ def cmd_repro(
 
     The case is looked up in paths; without paths, in the stored run's case file (with --run) or under cases/.
     """
-    from cnnbench.repro import find_variant, repro_snippet, stored_row
-    from cnnbench.results import load_run
+    from cnnbench.numerics.repro import find_variant, repro_snippet, stored_row
+    from cnnbench.store.result import load_run
 
     stored = None
     search = list(paths)
@@ -410,7 +410,7 @@ def cmd_compare(
 ) -> int:
     """Compare two stored runs; exit 1 if anything regressed (numerics or speed) that the allowlist does not
     accept."""
-    from cnnbench.compare_runs import (
+    from cnnbench.report.diff import (
         Thresholds,
         compare_runs,
         load_allowlist,
@@ -418,7 +418,7 @@ def cmd_compare(
         print_comparison,
         render_comparison_markdown,
     )
-    from cnnbench.results import load_run
+    from cnnbench.store.result import load_run
 
     if fmt not in ("terminal", "markdown"):
         raise UsageError(f"--format {fmt}: expected terminal or markdown")
@@ -454,8 +454,8 @@ def cmd_merge(
     out: Console | None = None,
 ) -> int:
     """Combine the runs of shards into one run (stored in output, or as a new run under the reports folder)."""
-    from cnnbench.results import load_run
-    from cnnbench.shard import merge_runs, merged_run_dir
+    from cnnbench.execution.shard import merge_runs, merged_run_dir
+    from cnnbench.store.result import load_run
 
     root = _reports_dir(reports)
     loaded = [load_run(r, root) for r in runs]

@@ -1,6 +1,6 @@
 """pytest plugin: ``pytest cases/`` collects case files; each variant is an item named by its variant id.
 
-Only hooks live here; the work is cnnbench.runner's. torch is imported when the first item runs, so the
+Only hooks live here; the work is cnnbench.numerics.runner's. torch is imported when the first item runs, so the
 plugin costs nothing to a project that never collects a case file.
 """
 
@@ -61,7 +61,7 @@ class CaseFileNode(pytest.File):
         A benchmark variant is a BenchItem: a test function asking for pytest-benchmark's ``benchmark``
         fixture, so ``--benchmark-only`` runs exactly these (and skips the numerics items).
         """
-        from cnnbench.cases import expand, expand_benchmarks, load_file, select
+        from cnnbench.casefile.load import expand, expand_benchmarks, load_file, select
         from cnnbench.errors import CaseFileError as LoadError
 
         try:
@@ -90,7 +90,7 @@ class CaseFileNode(pytest.File):
 
 def _failure_message(result: Any) -> str:
     """A failed row as pytest shows it: file:line, the variant, its message and a command to rerun it."""
-    from cnnbench.report import repro_command
+    from cnnbench.report.tables import repro_command
 
     r = result
     return f"{r.file}:{r.line}: {r.variant_id} {r.status}\n{r.message}\nrepro: {repro_command(r)}"
@@ -114,7 +114,7 @@ class VariantItem(pytest.Item):
 
     def runtest(self) -> None:
         """Run the variant; map its status onto pytest's outcomes."""
-        from cnnbench.runner import run_variant
+        from cnnbench.numerics.runner import run_variant
 
         result = run_variant(self.variant)
         self.result = result
@@ -143,7 +143,7 @@ def _report_outcome(result: Any) -> None:
 
 
 def _fixture_timing(fixture: Any) -> Any:
-    """A cnnbench.throughput.Timing that times through pytest-benchmark's fixture (``benchmark.pedantic``).
+    """A cnnbench.bench.runner.Timing that times through pytest-benchmark's fixture (``benchmark.pedantic``).
 
     The timed call runs the step and synchronises the device. Like bench.measure: the first call is timed
     alone, warm-up runs until two consecutive calls agree within 10% (at most a quarter of the budget), then
@@ -154,7 +154,7 @@ def _fixture_timing(fixture: Any) -> Any:
 
     import torch
 
-    from cnnbench.bench import Measurement, sync
+    from cnnbench.bench.measure import Measurement, sync
 
     def timing(step: Any, variant: Any) -> Measurement:
         spec, budget = variant.case.spec, variant.time_budget_s
@@ -192,7 +192,7 @@ def _benchmark_test(variant: Any) -> Any:
     """The test function of a benchmark variant: it takes pytest-benchmark's ``benchmark`` fixture."""
 
     def test(benchmark: Any) -> None:
-        from cnnbench.throughput import run_benchmark
+        from cnnbench.bench.runner import run_benchmark
 
         result = run_benchmark(variant, timing=_fixture_timing(benchmark))
         # The row's metrics (not the raw replicates, which pytest-benchmark stores itself) go into its JSON.

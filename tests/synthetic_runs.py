@@ -7,7 +7,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from cnnbench.results import Result, Run, count_statuses, save_run
+from cnnbench.store.result import Result, Run, count_statuses, save_run
 
 __all__ = ["ENV", "bench_row", "check_row", "make_run", "replicates"]
 
@@ -89,7 +89,7 @@ def bench_row(model: str, times_ms: list[float], dtype: str = "float32", **kw: A
 
 def make_run(path: Path, results: list[Result], env: dict[str, Any] | None = None, **meta: Any) -> Run:
     """Store results as a complete run at path and return it as loaded back."""
-    from cnnbench.results import load_run
+    from cnnbench.store.result import load_run
 
     full_meta: dict[str, Any] = {
         "run_id": path.name,

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnnbench.arithmetic import (
+from cnnbench.ops.arithmetic import (
     conv_output_size,
     conv_transpose_output_size,
     expected_output_shape,

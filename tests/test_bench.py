@@ -1,4 +1,4 @@
-"""Tests of cnnbench.bench and cnnbench.models: structure and invariants, never relative speed."""
+"""Tests of cnnbench.bench.measure and cnnbench.bench.models: structure and invariants, never relative speed."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import pytest
 import torch
 from torch import nn
 
-from cnnbench import bench, models
-from cnnbench.bench import Measurement
+from cnnbench.bench import measure as bench
+from cnnbench.bench import models
+from cnnbench.bench.measure import Measurement
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="CUDA is not available")

@@ -1,4 +1,4 @@
-"""Benchmarks in case files (cnnbench.cases, .throughput, .workload): format and ids, load errors, rows
+"""Benchmarks in case files (cnnbench.casefile.load, .throughput, .workload): format and ids, load errors, rows
 through the CLI, FLOP counts, the slow-path flag, the correctness check, torchvision missing and
 pytest-benchmark's JSON. No timing assertions: the machine is shared."""
 
@@ -15,14 +15,15 @@ from typing import Any
 import pytest
 import torch
 
-from cnnbench import throughput, workload
-from cnnbench.allowlist import MODEL_NAMES
-from cnnbench.cases import BenchVariant, estimated_seconds, expand, expand_benchmarks, load_text
+from cnnbench.bench import runner as throughput
+from cnnbench.bench import workload
+from cnnbench.bench.models import MODELS, TORCHVISION_MODELS
+from cnnbench.casefile.load import BenchVariant, estimated_seconds, expand, expand_benchmarks, load_text
+from cnnbench.casefile.vocabulary import MODEL_NAMES
 from cnnbench.cli import main
 from cnnbench.errors import CaseFileError
-from cnnbench.models import MODELS, TORCHVISION_MODELS
-from cnnbench.report import render_markdown
-from cnnbench.results import Result, load_run
+from cnnbench.report.tables import render_markdown
+from cnnbench.store.result import Result, load_run
 
 TINY = """\
 benchmark_defaults:
@@ -303,7 +304,7 @@ def _run(text: str, monkeypatch: pytest.MonkeyPatch, **patches: Any) -> Result:
 
 
 def _quick_measure(step: Callable[[], object], variant: BenchVariant) -> Any:
-    from cnnbench.bench import measure
+    from cnnbench.bench.measure import measure
 
     return measure(step, device=variant.device, min_replicates=5, max_time_s=0.01)
 

@@ -9,7 +9,7 @@ from types import ModuleType
 
 import pytest
 
-from cnnbench.cases import load_paths
+from cnnbench.casefile.load import load_paths
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -109,7 +109,7 @@ def test_derived_outputs_floor_and_ceil() -> None:
 def test_reduced_input_keeps_the_right_edge_and_caps_the_output(
     size: int, kernel: int, stride: int, padding: int
 ) -> None:
-    from cnnbench.arithmetic import conv_output_size
+    from cnnbench.ops.arithmetic import conv_output_size
 
     out = conv_output_size(size, kernel, stride, padding)
     small = tool.reduced_input(size, out, stride, 4)

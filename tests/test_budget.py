@@ -1,4 +1,4 @@
-"""The memory budget of a case (cnnbench.budget and its checks in spec): estimated from shapes, configurable."""
+"""The memory budget of a case (cnnbench.casefile.budget and its checks in spec): estimated from shapes, configurable."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cnnbench.budget import DEFAULT_MAX_CASE_BYTES, format_bytes, parse_bytes, resolve_budget
-from cnnbench.cases import load_file, load_text
+from cnnbench.casefile.budget import DEFAULT_MAX_CASE_BYTES, format_bytes, parse_bytes, resolve_budget
+from cnnbench.casefile.load import load_file, load_text
 from cnnbench.cli import main
 from cnnbench.errors import CaseFileError, UsageError
 
@@ -131,8 +131,8 @@ def test_cli_flag_and_environment(
 
 def test_budget_reaches_the_isolated_worker(write_case: Callable[..., Path]) -> None:
     """The worker loads the case file again, with the parent's budget (not its own environment's default)."""
-    from cnnbench.cases import expand
-    from cnnbench.isolation import IsolatedRunner
+    from cnnbench.casefile.load import expand
+    from cnnbench.execution.isolation import IsolatedRunner
 
     big = THREE.replace("[4096, 4096]}", "[8192, 8192]}").replace("[12288, 4096]", "[24576, 8192]")
     path = write_case(big)

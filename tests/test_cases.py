@@ -1,4 +1,4 @@
-"""Loading, validating and expanding case files (cnnbench.cases and cnnbench.spec)."""
+"""Loading, validating and expanding case files (cnnbench.casefile.load and cnnbench.casefile.format)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from cnnbench.cases import expand, load_paths, load_text, select
+from cnnbench.casefile.load import expand, load_paths, load_text, select
 from cnnbench.errors import CaseFileError, UsageError
 
 GOOD = """\
@@ -187,7 +187,7 @@ def test_rules_match_device_index_and_lists() -> None:
 
 def test_loading_does_not_import_torch() -> None:
     code = (
-        "import sys; from cnnbench.cases import load_paths, expand; "
+        "import sys; from cnnbench.casefile.load import load_paths, expand; "
         "cases = load_paths(['cases']); list(expand(cases)); assert 'torch' not in sys.modules"
     )
     from conftest import REPO

@@ -1,11 +1,11 @@
-"""Tolerances and elementwise comparison (cnnbench.compare)."""
+"""Tolerances and elementwise comparison (cnnbench.numerics.checks)."""
 
 from __future__ import annotations
 
 import torch
 
-from cnnbench.compare import DEFAULT_TOLERANCES, Tolerance, check_close, check_shape, tolerance_for
-from cnnbench.spec import Tolerance as ToleranceSpec
+from cnnbench.casefile.format import Tolerance as ToleranceSpec
+from cnnbench.numerics.checks import DEFAULT_TOLERANCES, Tolerance, check_close, check_shape, tolerance_for
 
 
 def test_defaults_follow_assert_close() -> None:

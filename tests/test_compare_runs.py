@@ -10,15 +10,15 @@ import pytest
 from synthetic_runs import bench_row, check_row, make_run, replicates
 
 from cnnbench.cli import main
-from cnnbench.compare_runs import (
+from cnnbench.errors import UsageError
+from cnnbench.report.diff import (
     Thresholds,
     compare_runs,
     load_allowlist,
     parse_group_threshold,
     render_comparison_markdown,
 )
-from cnnbench.errors import UsageError
-from cnnbench.results import load_run
+from cnnbench.store.result import load_run
 
 CASES = """
 cases:

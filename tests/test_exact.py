@@ -1,4 +1,4 @@
-"""The exact-by-construction rule (cnnbench.exact) and its integers (cnnbench.fill.exact_integers)."""
+"""The exact-by-construction rule (cnnbench.casefile.exact) and its integers (cnnbench.numerics.fill.exact_integers)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cnnbench.exact import (
+from cnnbench.casefile.exact import (
     PRECISION_BITS,
     SELECT_RANGE,
     Operand,
     check_exact_fill,
     plan_exact,
 )
-from cnnbench.fill import exact_integers
-from cnnbench.oracle import _exact_values
-from cnnbench.spec import FullSpec, OnesSpec, RandnSpec
+from cnnbench.casefile.format import FullSpec, OnesSpec, RandnSpec
+from cnnbench.numerics.fill import exact_integers
+from cnnbench.numerics.oracle import _exact_values
 
 
 def sum_operands(k: int, *, weight: Operand | None = None, bias: bool = True) -> list[Operand]:

@@ -16,9 +16,9 @@ from conftest import REPO
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cnnbench.cases import CaseFile, load_text
+from cnnbench.casefile.format import SPEC_MODELS
+from cnnbench.casefile.load import CaseFile, load_text
 from cnnbench.errors import CaseFileError
-from cnnbench.spec import SPEC_MODELS
 
 #: Generous: an example takes milliseconds, a noisy shared CI machine can stall one for a second, and a hang is
 #: what this catches.

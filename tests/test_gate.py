@@ -15,7 +15,7 @@ from conftest import REPO
 from synthetic_runs import check_row, make_run
 
 from cnnbench.cli import main
-from cnnbench.compare_runs import load_allowlist
+from cnnbench.report.diff import load_allowlist
 
 CASE = """
 cases:
@@ -56,8 +56,8 @@ def test_numerics_path_imports_no_torchvision(write_case: Callable[..., Path], t
     code = (
         "import sys\n"
         "import torch\n"
-        "import cnnbench.cli, cnnbench.runner, cnnbench.report, cnnbench.compare_runs, cnnbench.repro\n"
-        "import cnnbench.junit, cnnbench.shard\n"
+        "import cnnbench.cli, cnnbench.numerics.runner, cnnbench.report.tables, cnnbench.report.diff, cnnbench.numerics.repro\n"
+        "import cnnbench.report.junit, cnnbench.execution.shard\n"
         f"status = cnnbench.cli.main(['run', {str(cases)!r}, '--kind', 'check', '--reports', {str(tmp_path)!r}])\n"
         f"cnnbench.cli.main(['report', '--reports', {str(tmp_path)!r}, '--format', 'junit', '-o', 'j.xml'])\n"
         "assert status == 0, status\n"
@@ -95,7 +95,7 @@ def test_kind_filter(
 
 
 def test_benchmark_variants_are_of_kind_bench() -> None:
-    from cnnbench import cases
+    from cnnbench.casefile import load as cases
     from cnnbench.cli import _select_kind
 
     bench_type = getattr(cases, "BenchVariant", None)

@@ -1,4 +1,4 @@
-"""Variants in worker processes (cnnbench.isolation): crashes and hangs become error rows, the run goes on.
+"""Variants in worker processes (cnnbench.execution.isolation): crashes and hangs become error rows, the run goes on.
 
 Faults are injected by tests/faults/sitecustomize.py, which only a worker started with tests/faults on
 PYTHONPATH and CNNBENCH_TEST_FAULTS set ever imports: no case file can crash a worker on purpose.
@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from cnnbench.cases import Variant, expand, load_file
-from cnnbench.isolation import IsolatedRunner, describe_exit
-from cnnbench.runner import run_variant
+from cnnbench.casefile.load import Variant, expand, load_file
+from cnnbench.execution.isolation import IsolatedRunner, describe_exit
+from cnnbench.numerics.runner import run_variant
 
 FAULTS_DIR = REPO / "tests" / "faults"
 

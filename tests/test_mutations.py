@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from conftest import REPO
 
-from cnnbench.cases import Variant, expand, load_paths
-from cnnbench.oracle import clear_cache
-from cnnbench.runner import run_variant
+from cnnbench.casefile.load import Variant, expand, load_paths
+from cnnbench.numerics.oracle import clear_cache
+from cnnbench.numerics.runner import run_variant
 
 SUITES = [REPO / "cases" / "seeds", REPO / "cases" / "reference"]
 

@@ -12,11 +12,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnnbench import reference
-from cnnbench.cases import Variant, expand, load_text
+from cnnbench.casefile.load import Variant, expand, load_text
 from cnnbench.cli import main
 from cnnbench.errors import CaseFileError
-from cnnbench.lowering import (
+from cnnbench.numerics import reference
+from cnnbench.numerics.oracle import clear_cache, mistrust, skip_reason
+from cnnbench.numerics.runner import run_variant
+from cnnbench.ops.lowering import (
     GRADIENT_MODULES,
     GRADIENT_OPS,
     LOWERINGS,
@@ -25,9 +27,7 @@ from cnnbench.lowering import (
     REFERENCE_OPS,
     lower_module,
 )
-from cnnbench.oracle import clear_cache, mistrust, skip_reason
-from cnnbench.results import Result
-from cnnbench.runner import run_variant
+from cnnbench.store.result import Result
 
 ALL_FLOATS = "[float64, float32, float16, bfloat16]"
 
@@ -592,7 +592,7 @@ def test_gradcheck_runs_in_float64_and_catches_a_wrong_backward(monkeypatch: pyt
 def test_seed_002_learns_the_edge_kernel() -> None:
     from conftest import REPO
 
-    from cnnbench.cases import load_file
+    from cnnbench.casefile.load import load_file
 
     cases = load_file(REPO / "cases" / "seeds" / "002_d2l_cnn.yaml").cases
     (case,) = [c for c in cases if c.id == "seed002-learn-edge-kernel"]
@@ -728,8 +728,8 @@ def test_verbose_console_says_why_a_variant_is_mistrusted() -> None:
 
     from rich.console import Console
 
-    from cnnbench.report import print_console
-    from cnnbench.results import Run
+    from cnnbench.report.tables import print_console
+    from cnnbench.store.result import Run
 
     results = list(
         run_all(

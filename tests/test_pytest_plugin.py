@@ -12,7 +12,7 @@ import torch  # noqa: F401  (see below)
 from conftest import REPO
 
 from cnnbench.cli import main
-from cnnbench.results import load_run
+from cnnbench.store.result import load_run
 
 CASES = """\
 defaults:

@@ -1,4 +1,4 @@
-"""Tests pinning cnnbench.reference to hand-computed values and to PyTorch (float64, CPU)."""
+"""Tests pinning cnnbench.numerics.reference to hand-computed values and to PyTorch (float64, CPU)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnnbench import reference as R
+from cnnbench.numerics import reference as R
 
 # torch warns (once) that an asymmetric 'same' padding copies the input: expected, and exercised on purpose.
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
@@ -1197,12 +1197,12 @@ def test_reference_signature_mirrors_torch(name: str) -> None:
 
 
 def test_reference_and_arithmetic_do_not_import_torch() -> None:
-    code = "import sys, cnnbench.reference, cnnbench.arithmetic; assert 'torch' not in sys.modules, 'torch'"
+    code = "import sys, cnnbench.numerics.reference, cnnbench.ops.arithmetic; assert 'torch' not in sys.modules, 'torch'"
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
-    for module in ("reference.py", "arithmetic.py"):
+    for module in ("numerics/reference.py", "ops/arithmetic.py"):
         source = (REPO / "cnnbench" / module).read_text()
         assert "import torch" not in source and "from torch" not in source
 

@@ -15,9 +15,9 @@ from synthetic_runs import bench_row, check_row, make_run, replicates
 
 from cnnbench.cli import main
 from cnnbench.errors import UsageError
-from cnnbench.junit import junit_counts
-from cnnbench.report import bench_table, render_html, render_junit, render_markdown
-from cnnbench.results import Result, Run
+from cnnbench.report.junit import junit_counts
+from cnnbench.report.tables import bench_table, render_html, render_junit, render_markdown
+from cnnbench.store.result import Result, Run
 
 CHROMIUM = Path("/usr/bin/chromium")
 

@@ -12,12 +12,12 @@ import pytest
 import torch
 from conftest import REPO
 
-from cnnbench.cases import expand, load_paths, select
+from cnnbench.casefile.load import expand, load_paths, select
 from cnnbench.cli import main
 from cnnbench.errors import CaseFileError, UsageError
-from cnnbench.repro import find_variant, parse_variant_id, repro_snippet
-from cnnbench.results import load_run
-from cnnbench.runner import output_digest, run_variant
+from cnnbench.numerics.repro import find_variant, parse_variant_id, repro_snippet
+from cnnbench.numerics.runner import output_digest, run_variant
+from cnnbench.store.result import load_run
 
 CASES = """
 cases:

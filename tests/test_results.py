@@ -1,4 +1,4 @@
-"""Stored runs: rows appended per variant, loading, cut-short rows, schema versions (cnnbench.results)."""
+"""Stored runs: rows appended per variant, loading, cut-short rows, schema versions (cnnbench.store.result)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cnnbench.errors import UsageError
-from cnnbench.results import SCHEMA_VERSION, Result, RunWriter, columns, load_run, summary_line
+from cnnbench.store.result import SCHEMA_VERSION, Result, RunWriter, columns, load_run, summary_line
 
 
 def row(i: int, status: str = "passed") -> Result:

@@ -16,7 +16,7 @@ import pytest
 
 from cnnbench.cli import main
 from cnnbench.errors import UsageError
-from cnnbench.results import Result, RunWriter, load_run
+from cnnbench.store.result import Result, RunWriter, load_run
 
 #: Twelve cases of a convolution big enough to take a noticeable fraction of a second on a CPU, in two dtypes.
 SLOW = "defaults: {devices: [cpu], dtypes: [float64, float32]}\ncases:\n" + "".join(
@@ -176,7 +176,7 @@ def test_resume_of_a_complete_run_runs_nothing(
 
 
 def test_resume_rejects_runs_of_an_older_schema(tmp_path: Path) -> None:
-    from cnnbench.resume import load_resume
+    from cnnbench.execution.resume import load_resume
 
     run_dir = tmp_path / "runs" / "old"
     run_dir.mkdir(parents=True)

@@ -1,12 +1,12 @@
-"""Running variants: every expectation kind, statuses, and failures that become rows (cnnbench.runner)."""
+"""Running variants: every expectation kind, statuses, and failures that become rows (cnnbench.numerics.runner)."""
 
 from __future__ import annotations
 
 import pytest
 
-from cnnbench.cases import Variant, expand, load_text
+from cnnbench.casefile.load import Variant, expand, load_text
 from cnnbench.environment import device_available
-from cnnbench.runner import run_variant
+from cnnbench.numerics.runner import run_variant
 
 CONV = """
   - id: conv
@@ -213,7 +213,7 @@ def test_seeded_random_inputs_match_across_dtypes() -> None:
     inputs: {input: {randn: [64], seed: 3}}
     expect: {shape: [64]}
 """
-    from cnnbench.fill import make_tensor
+    from cnnbench.numerics.fill import make_tensor
 
     (v,) = variants(body).values()
     spec = v.case.spec.inputs["input"]

@@ -1,4 +1,4 @@
-"""The YAML dialect of case files (cnnbench.safeyaml via cases.load_text): plain data, bounded, located errors."""
+"""The YAML dialect of case files (cnnbench.casefile.safeyaml via cases.load_text): plain data, bounded, located errors."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from cnnbench import safeyaml
-from cnnbench.cases import load_text
+from cnnbench.casefile import safeyaml
+from cnnbench.casefile.load import load_text
 from cnnbench.errors import CaseFileError
 
 CASE = "cases:\n  - id: a\n    op: relu\n    inputs: {input: [1.0]}\n    expect: {shape: [1]}\n"
@@ -100,7 +100,7 @@ def test_yaml_errors_are_located(text: str, expected: str) -> None:
 
 def test_exponent_without_dot_is_a_float() -> None:
     # tolerances are naturally written 1e-3; YAML 1.1 would make that the string "1e-3"
-    from cnnbench.cases import load_text
+    from cnnbench.casefile.load import load_text
 
     text = (
         "cases:\n  - id: a\n    op: relu\n    tolerance: {atol: 1e-3, rtol: 2E+0}\n    inputs: {input: [1e2]}\n"

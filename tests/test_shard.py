@@ -12,8 +12,8 @@ from synthetic_runs import check_row, make_run
 
 from cnnbench.cli import main
 from cnnbench.errors import UsageError
-from cnnbench.results import load_run
-from cnnbench.shard import Shard, merge_runs, parse_shard, shard_of, take_shard
+from cnnbench.execution.shard import Shard, merge_runs, parse_shard, shard_of, take_shard
+from cnnbench.store.result import load_run
 
 IDS = [f"case-{i}[cpu-{d}]" for i in range(400) for d in ("float32", "float64")]
 

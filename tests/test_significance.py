@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from cnnbench.significance import is_different, mann_whitney_u, median_interval
+from cnnbench.report.significance import is_different, mann_whitney_u, median_interval
 
 
 def _brute_force_p(a: list[float], b: list[float]) -> float:

@@ -13,8 +13,8 @@ from synthetic_runs import check_row, make_run
 from cnnbench.cli import main
 from cnnbench.environment import capture_environment
 from cnnbench.errors import UsageError
-from cnnbench.results import _MIGRATIONS, SCHEMA_VERSION, columns, load_run, resolve_run
-from cnnbench.runner import output_digest
+from cnnbench.numerics.runner import output_digest
+from cnnbench.store.result import _MIGRATIONS, SCHEMA_VERSION, columns, load_run, resolve_run
 
 #: A run as cnnbench wrote it before meta.json had a schema_version: rows without kind, metrics, source,
 #: examples or output_digest, and one without its variant_id.

@@ -1,4 +1,4 @@
-"""Sweeps: expansion at load time, generated ids, max_cases, exclude rules, invalid geometry (cnnbench.sweep)."""
+"""Sweeps: expansion at load time, generated ids, max_cases, exclude rules, invalid geometry (cnnbench.casefile.sweep)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import textwrap
 
 import pytest
 
-from cnnbench.cases import expand, load_text, select
+from cnnbench.casefile.format import DEFAULT_MAX_CASES
+from cnnbench.casefile.load import expand, load_text, select
 from cnnbench.errors import CaseFileError
-from cnnbench.runner import run_variant
-from cnnbench.spec import DEFAULT_MAX_CASES
+from cnnbench.numerics.runner import run_variant
 
 POOL = """\
 defaults:

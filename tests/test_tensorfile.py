@@ -1,4 +1,4 @@
-"""Tensors in files beside a case file (cnnbench.tensorfile, FileSpec, fill): inside the folder, never pickled."""
+"""Tensors in files beside a case file (cnnbench.casefile.tensorfile, FileSpec, fill): inside the folder, never pickled."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from cnnbench.cases import expand, load_file, load_text
+from cnnbench.casefile.load import expand, load_file, load_text
+from cnnbench.casefile.tensorfile import TensorFileError, check_tensor_path, inspect_tensor_file
 from cnnbench.errors import CaseFileError
-from cnnbench.runner import run_variant
-from cnnbench.tensorfile import TensorFileError, check_tensor_path, inspect_tensor_file
+from cnnbench.numerics.runner import run_variant
 
 
 def _case(inputs: str, expect: str = "{shape: [2, 3]}", dtypes: str = "[float64, float32]") -> str:
@@ -67,7 +67,7 @@ def test_npy_values_load_at_run_time_and_compare(tmp_path: Path, write_case: Cal
 def test_npy_integer_and_bool_arrays(
     tmp_path: Path, write_case: Callable[..., Path], array: np.ndarray, pinned: str, dtype: torch.dtype
 ) -> None:
-    from cnnbench.fill import make_tensor
+    from cnnbench.numerics.fill import make_tensor
 
     np.save(tmp_path / "a.npy", array)
     path = write_case(_case(f"{{file: a.npy{pinned}}}", dtypes="[int64]"))

@@ -1,4 +1,4 @@
-"""The scaled tolerance model (cnnbench.tolerance) and the reduction lengths it uses (cnnbench.lowering)."""
+"""The scaled tolerance model (cnnbench.numerics.tolerance) and the reduction lengths it uses (cnnbench.ops.lowering)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from cnnbench.compare import Tolerance
-from cnnbench.lowering import gradient_lengths, lower_module, parameter_shapes, reduction_length
-from cnnbench.tolerance import SAFETY, UNIT_ROUNDOFF, ZERO, reference_tolerance
+from cnnbench.numerics.checks import Tolerance
+from cnnbench.numerics.tolerance import SAFETY, UNIT_ROUNDOFF, ZERO, reference_tolerance
+from cnnbench.ops.lowering import gradient_lengths, lower_module, parameter_shapes, reduction_length
 
 
 def test_unit_roundoffs() -> None:

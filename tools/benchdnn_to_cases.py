@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
-from cnnbench.arithmetic import conv_output_size, pool_output_size  # noqa: E402
+from cnnbench.ops.arithmetic import conv_output_size, pool_output_size  # noqa: E402
 
 __all__ = [
     "DEFAULT_DATA",

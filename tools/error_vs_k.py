@@ -14,9 +14,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cnnbench import reference
-from cnnbench.compare import DEFAULT_TOLERANCES
-from cnnbench.tolerance import SAFETY, UNIT_ROUNDOFF, reference_tolerance
+from cnnbench.numerics import reference
+from cnnbench.numerics.checks import DEFAULT_TOLERANCES
+from cnnbench.numerics.tolerance import SAFETY, UNIT_ROUNDOFF, reference_tolerance
 
 #: Low-precision dtypes measured; float64 is the reference's own precision.
 DTYPES = ("float32", "float16", "bfloat16")

@@ -1,7 +1,7 @@
 """Test-only fault injection for isolated workers: crash, hang or exit on chosen variants.
 
 Python imports this module at start-up when tests/faults is on PYTHONPATH (tests/test_isolation.py sets it
-for the processes it starts). It acts only in a ``python -m cnnbench._worker`` process and only when
+for the processes it starts). It acts only in a ``python -m cnnbench.execution.worker`` process and only when
 CNNBENCH_TEST_FAULTS is set, e.g. ``a[cpu-float32]=segv;b[cpu-float32]=hang``. Nothing in cnnbench reads that
 variable: no case file and no production setting can trigger a fault.
 """
@@ -33,14 +33,14 @@ def _fault(kind: str) -> None:
         os._exit(3)
 
 
-if _FAULTS and "cnnbench._worker" in sys.orig_argv:
-    import cnnbench.runner
+if _FAULTS and "cnnbench.execution.worker" in sys.orig_argv:
+    import cnnbench.numerics.runner
 
-    _run_variant = cnnbench.runner.run_variant
+    _run_variant = cnnbench.numerics.runner.run_variant
 
     def _faulty_run_variant(variant):  # type: ignore[no-untyped-def]
         if variant.id in _FAULTS:
             _fault(_FAULTS[variant.id])
         return _run_variant(variant)
 
-    cnnbench.runner.run_variant = _faulty_run_variant
+    cnnbench.numerics.runner.run_variant = _faulty_run_variant

@@ -1,0 +1,332 @@
+"""Run one benchmark variant into a ``bench`` row: timing, FLOP/s against the machine's peak, correctness."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from cnnbench.bench import measure as bench
+from cnnbench.bench.models import TORCHVISION_MODELS
+from cnnbench.bench.workload import Workload, build_workload, first_tensor, meta_workload, torchvision_missing
+from cnnbench.casefile.load import BenchVariant, expand_benchmarks, load_file
+from cnnbench.environment import device_available
+from cnnbench.errors import CnnbenchError
+from cnnbench.numerics.fill import torch_dtype
+from cnnbench.numerics.runner import _describe, base_result
+from cnnbench.store.result import Result
+
+__all__ = [
+    "CHECK_THRESHOLDS",
+    "ReferenceCheck",
+    "Timing",
+    "check_against_reference",
+    "count_variant_flops",
+    "machine_peaks",
+    "measure_variant",
+    "peak_memory_child",
+    "run_benchmark",
+    "run_peaks",
+]
+
+#: Per dtype: the largest max|out - ref| / max|ref| allowed against the float32 contiguous output. float32
+#: runs differ from the reference only by summation order and kernel choice (oneDNN's Winograd, TF32 on CUDA):
+#: ~1e-5 to 1e-4 after tens of layers, so 1e-3 flags only wrong results. float16 keeps 11 bits (about 5e-4
+#: per rounding), bfloat16 8 bits (4e-3 per rounding); through a deep network they drift to a few 1e-3 and
+#: 1e-2, so 2e-2 and 1e-1 leave room for depth while a broken kernel (errors of order 1) still fails.
+CHECK_THRESHOLDS: dict[str, float] = {"float64": 1e-3, "float32": 1e-3, "float16": 2e-2, "bfloat16": 1e-1}
+#: Smallest share of samples whose top-1 class must agree with float32 (near-ties forgiven: see _top1).
+_DEFAULT_MIN_TOP1 = 1.0
+#: Reference outputs kept for the correctness check: the rows of one benchmark share one, and a run moves on.
+_REFERENCE_CACHE_SIZE = 4
+#: Why CPU rows have no peak memory unless asked: a fresh interpreter importing torch costs seconds per row.
+_CPU_MEMORY_NOTE = (
+    "not measured: a true CPU peak needs a fresh process per row (seconds of torch import); "
+    "set cpu_peak_memory: true on the benchmark to measure it"
+)
+
+Timing = Callable[[Callable[[], object], BenchVariant], bench.Measurement]
+"""How a workload's step is timed: bench.measure by default, pytest-benchmark's fixture under pytest."""
+
+
+@dataclass(frozen=True)
+class ReferenceCheck:
+    """The variant's output against the float32 contiguous reference on the same device."""
+
+    max_abs_err: float
+    max_rel_err: float
+    """max_abs_err divided by the largest reference magnitude."""
+    top1_agreement: float | None
+    """Share of samples whose argmax class agrees (None when the output is not (batch, classes) logits)."""
+    problems: tuple[str, ...]
+    """Why the check failed; empty when it passed."""
+
+
+def measure_variant(step: Callable[[], object], variant: BenchVariant) -> bench.Measurement:
+    """Time step with bench.measure and the benchmark's knobs (time budget, replicates, target spread)."""
+    spec = variant.case.spec
+    return bench.measure(
+        step,
+        device=variant.device,
+        min_replicates=spec.min_replicates,
+        max_time_s=variant.time_budget_s,
+        target_rel_iqr=spec.target_rel_iqr,
+    )
+
+
+class _CallModule(nn.Module):
+    """An op as a module, so bench.model_flops can count it."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *inputs: torch.Tensor) -> Any:
+        return self.fn(*inputs)
+
+
+_FLOPS: dict[tuple[str, str, int], tuple[int, int]] = {}
+
+
+def count_variant_flops(variant: BenchVariant) -> tuple[int, int]:
+    """FLOP of one call at the variant's batch, forward and forward+backward, counted on the meta device.
+
+    The count depends on shapes only (not dtype, memory format or device), so it is made once per benchmark
+    and batch, without allocating or initialising anything.
+    """
+    key = (variant.case.file, variant.case.id, variant.batch)
+    if key not in _FLOPS:
+        fn, module, inputs = meta_workload(variant)
+        model = module if module is not None else _CallModule(fn)
+        forward = bench.model_flops(model, tuple(inputs), backward=False)
+        both = bench.model_flops(model.train(), tuple(inputs), backward=True)
+        _FLOPS[key] = (forward, both)
+    return _FLOPS[key]
+
+
+_REFERENCES: OrderedDict[tuple[str, str, str, int], torch.Tensor] = OrderedDict()
+
+
+def _reference_output(variant: BenchVariant) -> torch.Tensor:
+    """The float32 contiguous eager output of the variant's benchmark at its batch and device (cached)."""
+    key = (variant.case.file, variant.case.id, variant.device, variant.batch)
+    if key not in _REFERENCES:
+        workload = build_workload(variant, dtype="float32", memory_format="contiguous", mode="inference")
+        reference = first_tensor(workload.forward()).detach().float()
+        _REFERENCES[key] = reference
+        while len(_REFERENCES) > _REFERENCE_CACHE_SIZE:
+            _REFERENCES.popitem(last=False)
+    _REFERENCES.move_to_end(key)
+    return _REFERENCES[key]
+
+
+def _is_reference(variant: BenchVariant) -> bool:
+    return variant.dtype == "float32" and variant.memory_format == "contiguous" and not variant.compile
+
+
+def _top1(out: torch.Tensor, ref: torch.Tensor, near_tie: float) -> tuple[float, list[str]]:
+    """Top-1 agreement, and the samples whose class changed although float32 tells the two classes apart.
+
+    A flip between classes whose float32 logits are within near_tie of each other is within the dtype's
+    tolerance (with batch 1 a single such tie would otherwise fail the row), so it is not a disagreement.
+    """
+    got, want = out.argmax(dim=1), ref.argmax(dim=1)
+    agree = float((got == want).float().mean())
+    flips = []
+    for i in torch.nonzero(got != want).flatten().tolist():
+        margin = float(ref[i, want[i]] - ref[i, got[i]])
+        if margin > near_tie:
+            flips.append(
+                f"sample {i}: top-1 class {int(got[i])} instead of {int(want[i])} "
+                f"(float32 margin {margin:.3g} > near-tie {near_tie:.3g})"
+            )
+    return agree, flips
+
+
+def check_against_reference(variant: BenchVariant, out: torch.Tensor, ref: torch.Tensor) -> ReferenceCheck:
+    """Compare the variant's output with the float32 contiguous one: max error and top-1 agreement."""
+    spec = variant.case.spec
+    max_rel = spec.check.max_rel_err if spec.check and spec.check.max_rel_err is not None else None
+    max_rel = CHECK_THRESHOLDS[variant.dtype] if max_rel is None else max_rel
+    min_top1 = spec.check.min_top1 if spec.check and spec.check.min_top1 is not None else _DEFAULT_MIN_TOP1
+    got = out.detach().float()
+    if got.shape != ref.shape:
+        return ReferenceCheck(
+            math.inf, math.inf, None, (f"output shape {list(got.shape)} != float32's {list(ref.shape)}",)
+        )
+    diff = (got - ref).abs()
+    max_abs = float(diff.max()) if diff.numel() else 0.0
+    if not math.isfinite(max_abs) and bool(torch.isfinite(ref).all()):
+        max_abs = math.inf
+    scale = float(ref.abs().max()) if ref.numel() else 0.0
+    rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else math.inf)
+    problems: list[str] = []
+    if not rel <= max_rel:
+        problems.append(
+            f"max |out - float32| = {max_abs:.3g} is {rel:.3g} of max |float32| = {scale:.3g}, "
+            f"over the {variant.dtype} threshold {max_rel:g}"
+        )
+    top1: float | None = None
+    if ref.dim() == 2 and ref.shape[1] > 1:
+        top1, flips = _top1(got, ref, 2 * max_rel * scale)
+        forgiven = 1.0 - len(flips) / ref.shape[0]
+        if forgiven < min_top1:
+            shown = "; ".join(flips[:3]) + (f"; and {len(flips) - 3} more" if len(flips) > 3 else "")
+            problems.append(f"top-1 agreement {top1:.3f} (below {min_top1:g} beyond near-ties): {shown}")
+    return ReferenceCheck(max_abs, rel, top1, tuple(problems))
+
+
+def machine_peaks(device: str, dtype: str) -> tuple[float, float]:
+    """The GEMM probe's FLOP/s for (device, dtype) and for (device, float32), cached for the process."""
+    peak = bench.peak_gemm_flops(device, torch_dtype(dtype))
+    fp32 = peak if dtype == "float32" else bench.peak_gemm_flops(device, torch.float32)
+    return peak, fp32
+
+
+def _base_result(variant: BenchVariant) -> Result:
+    result = base_result(variant)
+    result.kind = "bench"
+    result.metrics = {
+        "batch": variant.batch,
+        "mode": variant.mode,
+        "memory_format": variant.memory_format,
+        "compile": variant.compile,
+    }
+    return result
+
+
+def _skip_reason(variant: BenchVariant) -> str | None:
+    rule = variant.skip_rule
+    if rule is not None:
+        return rule.reason
+    if not device_available(variant.device):
+        return f"device {variant.device} is not available"
+    model = variant.case.spec.model
+    if model in TORCHVISION_MODELS:
+        return torchvision_missing()
+    return None
+
+
+def _timing_metrics(m: bench.Measurement) -> dict[str, Any]:
+    return {
+        "median_ms": m.median_s * 1e3,
+        "iqr_ms": m.iqr_s * 1e3,
+        "min_ms": m.min_s * 1e3,
+        "mean_ms": m.mean_s * 1e3,
+        "n": m.n,
+        "times_ms": [t * 1e3 for t in m.times_s],
+        "rel_iqr": m.rel_iqr,
+        "noisy": m.noisy,
+        "number_per_run": m.number_per_run,
+        "first_call_ms": m.first_call_s * 1e3,
+        "warmup_ms": m.warmup_s * 1e3,
+        "threads": m.num_threads,
+    }
+
+
+def _memory_metrics(variant: BenchVariant, workload: Workload) -> dict[str, Any]:
+    if variant.device != "cpu" and not variant.device.startswith("cpu:"):
+        return {"peak_mem_bytes": bench.peak_memory_bytes(workload.step, variant.device)}
+    if not variant.case.spec.cpu_peak_memory:
+        return {"peak_mem_bytes": None, "peak_mem_note": _CPU_MEMORY_NOTE}
+    kwargs = {"file": variant.case.file, "variant_id": variant.id, "threads": torch.get_num_threads()}
+    rss = bench.cpu_peak_rss_bytes("cnnbench.bench.runner:peak_memory_child", kwargs)
+    note = "peak RSS of a fresh process loading, building and running two steps, above its RSS before"
+    if not rss.peak_covers_call_only:
+        note += " (lifetime peak: the high-water mark could not be reset here)"
+    return {"peak_mem_bytes": rss.increment_bytes, "peak_rss_bytes": rss.peak_bytes, "peak_mem_note": note}
+
+
+def peak_memory_child(file: str, variant_id: str, threads: int) -> None:
+    """In a fresh process (bench.cpu_peak_rss_bytes): build a benchmark variant and run two of its steps."""
+    torch.set_num_threads(threads)
+    found = {v.id: v for v in expand_benchmarks(load_file(file).benchmarks)}
+    if variant_id not in found:
+        raise CnnbenchError(f"{file} has no benchmark variant {variant_id}")
+    workload = build_workload(found[variant_id])
+    for _ in range(2):
+        workload.step()
+    bench.sync(workload.device)
+
+
+def run_benchmark(variant: BenchVariant, timing: Timing | None = None) -> Result:
+    """Time one benchmark variant and return its row; nothing it does escapes as an exception.
+
+    The row is ``skipped`` (device or torchvision unavailable, or a skip rule), ``failed`` when its output
+    disagrees with the float32 contiguous one beyond the dtype's threshold (it is timed all the same),
+    ``error`` when building or running it raises, and ``passed`` otherwise. timing replaces bench.measure.
+    """
+    result = _base_result(variant)
+    start = time.perf_counter()
+    reason = _skip_reason(variant)
+    if reason is not None:
+        result.status, result.reason = "skipped", reason
+        return result
+    metrics = result.metrics
+    try:
+        workload = build_workload(variant)
+        module = workload.module
+        metrics["params"] = bench.param_count(module) if module is not None else 0
+        try:
+            flop_fwd, flop_both = count_variant_flops(variant)
+        except Exception as exc:  # an op without a meta kernel: the row is still timed, without FLOP figures
+            flop_fwd = flop_both = 0
+            metrics["flop_note"] = f"not counted: {_describe(exc)}"
+        else:
+            metrics["flop_fwd"] = flop_fwd / variant.batch
+            metrics["flop_fwd_bwd"] = flop_both / variant.batch
+            metrics["gmacs"] = flop_fwd / variant.batch / 2 / 1e9
+        measurement = (timing or measure_variant)(workload.step, variant)
+        metrics.update(_timing_metrics(measurement))
+        per_call = flop_both if variant.mode == "train" else flop_fwd
+        if measurement.median_s > 0:
+            metrics["samples_per_s"] = variant.batch / measurement.median_s
+        if measurement.median_s > 0 and per_call > 0:  # FlopCounterMode counts no pooling: no FLOP/s then
+            metrics["gflops"] = per_call / measurement.median_s / 1e9
+        peak, fp32_peak = machine_peaks(variant.device, variant.dtype)
+        metrics["peak_gflops"] = peak / 1e9
+        metrics["fp32_peak_gflops"] = fp32_peak / 1e9
+        if "gflops" in metrics:
+            metrics["pct_of_peak"] = 100 * metrics["gflops"] / metrics["peak_gflops"]
+        metrics["slow_path"] = variant.dtype != "float32" and bench.is_slow_path(peak, fp32_peak)
+        problems: tuple[str, ...] = ()
+        if not _is_reference(variant):
+            check_source = (
+                workload if variant.mode == "inference" else build_workload(variant, mode="inference")
+            )
+            check = check_against_reference(
+                variant, first_tensor(check_source.forward()), _reference_output(variant)
+            )
+            metrics["max_abs_err_vs_fp32"] = check.max_abs_err
+            metrics["max_rel_err_vs_fp32"] = check.max_rel_err
+            metrics["top1_agreement"] = check.top1_agreement
+            problems = check.problems
+        metrics.update(_memory_metrics(variant, workload))
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:
+        result.status, result.message = "error", _describe(exc)
+    else:
+        result.status = "failed" if problems else "passed"
+        result.message = "\n".join(problems)
+    result.duration_s = time.perf_counter() - start
+    return result
+
+
+def run_peaks(results: Iterable[Result]) -> dict[str, dict[str, float]]:
+    """device -> dtype -> GEMM probe GFLOP/s, as a run's bench rows measured them (a run's meta["peaks"])."""
+    peaks: dict[str, dict[str, float]] = {}
+    for r in results:
+        if r.kind != "bench":
+            continue
+        for dtype, key in ((r.dtype, "peak_gflops"), ("float32", "fp32_peak_gflops")):
+            value = r.metrics.get(key)
+            if isinstance(value, int | float):
+                peaks.setdefault(r.device, {}).setdefault(dtype, float(value))
+    return peaks

@@ -1,0 +1,204 @@
+"""The output shape convolution arithmetic gives a case's conv, transposed-conv or pooling call (no torch)."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cnnbench.casefile.format import CaseSpec, tensor_shape
+from cnnbench.ops.arithmetic import expected_output_shape
+from cnnbench.ops.lowering import MODULE_OPS, parameter_shapes
+
+__all__ = [
+    "SHAPE_MODULES",
+    "SHAPE_OPS",
+    "GeometryError",
+    "call_output_shape",
+    "case_output_shape",
+    "judge_output_shape",
+]
+
+_CONV_OPS = frozenset({"conv1d", "conv2d", "conv3d"})
+_CONV_TRANSPOSE_OPS = frozenset({"conv_transpose1d", "conv_transpose2d", "conv_transpose3d"})
+_POOL_OPS = frozenset({f"{kind}_pool{n}d" for kind in ("max", "avg") for n in (1, 2, 3)})
+_ADAPTIVE_OPS = frozenset({f"adaptive_{kind}_pool{n}d" for kind in ("max", "avg") for n in (1, 2, 3)})
+
+#: Functional ops whose output shape is checked against the arithmetic.
+SHAPE_OPS: frozenset[str] = _CONV_OPS | _CONV_TRANSPOSE_OPS | _POOL_OPS | _ADAPTIVE_OPS
+
+#: nn modules whose output shape is checked, and the functional op each one calls.
+SHAPE_MODULES: dict[str, str] = {m: op for m, op in MODULE_OPS.items() if op in SHAPE_OPS}
+
+# Arguments that must be an int or a list of ints for the arithmetic to model the call; anything else (a
+# float, a string, a nested list) is left for PyTorch to judge, and the call is not modelled.
+_SIZE_ARGS = ("kernel_size", "stride", "padding", "dilation", "output_padding")
+_PADDING_STRINGS = ("same", "valid")
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+class GeometryError(ValueError):
+    """PyTorch rejects the call's geometry; error_type names the exception it raises."""
+
+    def __init__(self, message: str, error_type: str = "RuntimeError") -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_size(value: Any) -> bool:
+    """An int, or a non-empty list of ints (what the arithmetic's size arguments accept)."""
+    if _is_int(value):
+        return True
+    return isinstance(value, list | tuple) and bool(value) and all(_is_int(v) for v in value)
+
+
+def _modelled_args(args: Mapping[str, Any], *, string_padding: bool) -> bool:
+    for key in _SIZE_ARGS:
+        value = args.get(key)
+        if value is None or _is_size(value):
+            continue
+        if key == "padding" and string_padding and value in _PADDING_STRINGS:
+            continue
+        return False
+    groups = args.get("groups", 1)
+    return _is_int(groups)
+
+
+def _arithmetic(op: str, input_shape: Sequence[int], args: Mapping[str, Any]) -> tuple[int, ...] | None:
+    try:
+        return expected_output_shape(op, tuple(input_shape), args)
+    except ValueError as exc:
+        raise GeometryError(str(exc)) from None
+
+
+def _check_avg_pool3d(input_shape: Sequence[int], kernel: Any) -> None:
+    """avg_pool3d alone also refuses an input smaller than the kernel, padding not counted."""
+    ks = [kernel] * 3 if _is_int(kernel) else list(kernel) * (3 if len(kernel) == 1 else 1)
+    spatial = list(input_shape[-3:])
+    if any(s < k for s, k in zip(spatial, ks, strict=True)):
+        raise GeometryError(
+            f"avg_pool3d: input {spatial} is smaller than the kernel {ks} (padding not counted)"
+        )
+
+
+def _functional(op: str, args: Mapping[str, Any], inputs: Sequence[Sequence[int]]) -> tuple[int, ...] | None:
+    if not inputs:
+        return None
+    if op in _CONV_OPS or op in _CONV_TRANSPOSE_OPS:
+        if len(inputs) < 2 or not _modelled_args(args, string_padding=op in _CONV_OPS):
+            return None
+        return _arithmetic(op, inputs[0], {**args, "weight_shape": tuple(inputs[1])})
+    if op in _POOL_OPS:
+        if "kernel_size" not in args or not _modelled_args(args, string_padding=False):
+            return None
+        shape = _arithmetic(op, inputs[0], args)
+        if op == "avg_pool3d":
+            _check_avg_pool3d(inputs[0], args["kernel_size"])
+        return shape
+    if op in _ADAPTIVE_OPS:
+        size = args.get("output_size")
+        ok = (
+            size is None
+            or _is_int(size)
+            or (isinstance(size, list) and all(s is None or _is_int(s) for s in size))
+        )
+        return _arithmetic(op, inputs[0], args) if ok and "output_size" in args else None
+    return None
+
+
+def _conv_module(
+    module: str, op: str, args: Mapping[str, Any], input_shape: Sequence[int]
+) -> tuple[int, ...] | None:
+    """nn.Conv*/ConvTranspose*: the constructor's own checks (ValueError), then the forward's (RuntimeError)."""
+    transposed = op in _CONV_TRANSPOSE_OPS
+    c_in, c_out, kernel = args.get("in_channels"), args.get("out_channels"), args.get("kernel_size")
+    if not (_is_int(c_in) and _is_int(c_out) and _is_size(kernel)):
+        return None
+    if not _modelled_args(args, string_padding=not transposed):
+        return None
+    assert isinstance(c_in, int) and isinstance(c_out, int)
+    groups = operator.index(args.get("groups", 1))
+    padding = args.get("padding", 0)
+    stride = args.get("stride", 1)
+    mode = args.get("padding_mode", "zeros")
+    if groups <= 0:
+        raise GeometryError("groups must be a positive integer", "ValueError")
+    if c_in % groups:
+        raise GeometryError(f"in_channels {c_in} must be divisible by groups={groups}", "ValueError")
+    if c_out % groups:
+        raise GeometryError(f"out_channels {c_out} must be divisible by groups={groups}", "ValueError")
+    if padding == "same" and any(s != 1 for s in ([stride] if _is_int(stride) else stride)):
+        raise GeometryError("padding='same' is not supported for strided convolutions", "ValueError")
+    if mode not in _PADDING_MODES:
+        raise GeometryError(
+            f"padding_mode must be one of {', '.join(_PADDING_MODES)}, got {mode!r}", "ValueError"
+        )
+    if transposed and mode != "zeros":
+        raise GeometryError(
+            f'only "zeros" padding mode is supported for transposed convolutions, got {mode!r}', "ValueError"
+        )
+    weight = parameter_shapes(module, args)["weight"]
+    functional = {
+        k: v for k, v in args.items() if k in ("stride", "padding", "dilation", "groups", "output_padding")
+    }
+    return _arithmetic(op, input_shape, {**functional, "weight_shape": weight})
+
+
+def call_output_shape(
+    *,
+    op: str | None = None,
+    module: str | None = None,
+    args: Mapping[str, Any],
+    input_shapes: Sequence[Sequence[int]],
+) -> tuple[int, ...] | None:
+    """The output shape of ``F.<op>(*inputs, **args)`` or ``nn.<module>(**args)(*inputs)`` by convolution arithmetic.
+
+    Inputs are positional, as a case passes them (a functional conv's second input is its weight). Returns None
+    for a call that is not a conv, transposed conv or pooling, or whose arguments the arithmetic does not model
+    (left for PyTorch to judge). Raises GeometryError, naming the exception PyTorch raises, for a geometry PyTorch
+    rejects: a module's constructor raises ValueError (groups not dividing the channels, padding='same' with a
+    stride), every other rejection is a RuntimeError of the call.
+    """
+    try:
+        if op is not None:
+            return _functional(op, args, input_shapes) if op in SHAPE_OPS else None
+        if module is None or module not in SHAPE_MODULES or not input_shapes:
+            return None
+        target = SHAPE_MODULES[module]
+        if target in _CONV_OPS or target in _CONV_TRANSPOSE_OPS:
+            return _conv_module(module, target, args, input_shapes[0])
+        return _functional(target, args, input_shapes[:1])
+    except GeometryError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError):
+        # Arguments of a shape the checks above did not foresee: not modelled, PyTorch judges the call.
+        return None
+
+
+def case_output_shape(spec: CaseSpec) -> tuple[int, ...] | None:
+    """call_output_shape for a validated case (its inputs' shapes, in the order written); None for layers."""
+    if spec.layers is not None:
+        return None
+    if spec.op not in SHAPE_OPS and spec.module not in SHAPE_MODULES:
+        return None
+    shapes = [tensor_shape(t) for t in spec.inputs.values()]
+    return call_output_shape(op=spec.op, module=spec.module, args=spec.args, input_shapes=shapes)
+
+
+def judge_output_shape(spec: CaseSpec, got: Sequence[Sequence[int]]) -> tuple[bool, str] | None:
+    """Whether the output shape(s) a call returned agree with the arithmetic: (passed, message), or None when
+    the case's call is not modelled. Every tensor of a tuple output (values and indices) has the one shape."""
+    label = "output shape vs convolution arithmetic"
+    shown = ", ".join(str(list(g)) for g in got) or "no tensor"
+    try:
+        expected = case_output_shape(spec)
+    except GeometryError as exc:
+        return False, f"{label}: the arithmetic rejects this geometry ({exc}), but the call returned {shown}"
+    if expected is None:
+        return None
+    passed = bool(got) and all(list(g) == list(expected) for g in got)
+    return passed, "" if passed else f"{label}: expected {list(expected)}, got {shown}"

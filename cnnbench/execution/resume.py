@@ -1,0 +1,62 @@
+"""Resuming a stored run: the selection and options it was started with, and the variants it already finished."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cnnbench.errors import UsageError
+from cnnbench.store.result import Run, load_run
+
+__all__ = ["Resume", "load_resume", "run_options"]
+
+
+@dataclass(frozen=True)
+class Resume:
+    """A stored run to finish, with what ``cnnbench run`` needs to select the same variants again."""
+
+    run: Run
+    paths: list[str]
+    filters: dict[str, Any] = field(default_factory=dict)
+    """keyword, devices, dtypes and any other selection the run stored under meta["filters"]."""
+    shard: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    """isolate, timeout and max_case_bytes as the run was started (run_options)."""
+
+    @property
+    def done(self) -> set[str]:
+        """Ids of the variants that have a stored row (a row cut short by a kill does not count)."""
+        return {r.variant_id for r in self.run.results}
+
+
+def run_options(*, isolate: bool, timeout: float | None, max_case_bytes: int | None) -> dict[str, Any]:
+    """The options of a run stored in its meta.json, so --resume runs the rest the same way."""
+    return {"isolate": isolate, "timeout": timeout, "max_case_bytes": max_case_bytes}
+
+
+def load_resume(spec: str, reports: str | os.PathLike[str]) -> Resume:
+    """The stored run spec (a run directory or id) with its selection; UsageError if it cannot be resumed."""
+    run = load_run(spec, reports)
+    meta = run.meta
+    if meta.get("migrated_from") is not None:
+        raise UsageError(
+            f"run {run.run_id} was stored by an older cnnbench (schema {meta['migrated_from']}); "
+            "it can be reported but not resumed: start a new run"
+        )
+    paths = meta.get("paths")
+    if not isinstance(paths, list) or not paths:
+        raise UsageError(
+            f"{run.path}/meta.json does not say which case files the run read; it cannot be resumed"
+        )
+    cwd = meta.get("cwd")
+    if isinstance(cwd, str) and Path(cwd) != Path.cwd():
+        # Paths were stored as given; make relative ones relative to where the run was started.
+        paths = [p if Path(p).is_absolute() else str(Path(cwd) / p) for p in paths]
+    filters: dict[str, Any] = meta["filters"] if isinstance(meta.get("filters"), dict) else {}
+    options: dict[str, Any] = meta["options"] if isinstance(meta.get("options"), dict) else {}
+    shard = meta.get("shard") if isinstance(meta.get("shard"), str) else None
+    return Resume(
+        run=run, paths=[str(p) for p in paths], filters=dict(filters), shard=shard, options=dict(options)
+    )

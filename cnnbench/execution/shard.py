@@ -1,0 +1,125 @@
+"""Split variants across machines or CI jobs by a stable hash, and merge the shards' runs into one."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from cnnbench.errors import UsageError
+from cnnbench.store.result import Result, Run, count_statuses, new_run_id, save_run
+
+__all__ = ["Shard", "merge_runs", "merged_run_dir", "parse_shard", "shard_of", "take_shard"]
+
+_SHARD_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard index of count, 1-based: ``--shard 2/4`` is the second of four."""
+
+    index: int
+    count: int
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def parse_shard(text: str) -> Shard:
+    """'K/N' with 1 <= K <= N."""
+    m = _SHARD_RE.match(text)
+    if m is None or not 1 <= int(m.group(1)) <= int(m.group(2)):
+        raise UsageError(f"--shard {text!r}: expected K/N with 1 <= K <= N, e.g. 1/4")
+    return Shard(int(m.group(1)), int(m.group(2)))
+
+
+def shard_of(variant_id: str, count: int) -> int:
+    """The 1-based shard a variant id belongs to among count shards.
+
+    A hash of the id alone (not its position): adding or removing a case moves no other variant, and a
+    cryptographic hash spreads similar ids evenly (Python's hash() is salted per process, so it would not do).
+    """
+    digest = hashlib.sha256(variant_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % count + 1
+
+
+def take_shard(items: Iterable[_T], shard: Shard, key: Any = None) -> list[_T]:
+    """The items of this shard, in their original order; key(item) gives the id (default: item.id)."""
+    get = key or (lambda item: item.id)
+    return [item for item in items if shard_of(get(item), shard.count) == shard.index]
+
+
+def merge_runs(runs: Sequence[Run], output: str | os.PathLike[str]) -> Path:
+    """Write one run combining the shards' rows into the directory output; return its path.
+
+    The environment comes from the first run. Every run must have used the same case files; a variant stored
+    by two runs is an error. The merged run is complete only if every shard was, and every shard is there.
+    """
+    if not runs:
+        raise UsageError("merge: give at least one run")
+    first = runs[0]
+    wanted = first.meta.get("case_files_hash")
+    for run in runs[1:]:
+        got = run.meta.get("case_files_hash")
+        if got != wanted:
+            raise UsageError(
+                f"merge: {run.run_id} ran other case files than {first.run_id} (case_files_hash {got} vs {wanted})"
+            )
+    seen: dict[str, str] = {}
+    results: list[Result] = []
+    for run in runs:
+        for result in run.results:
+            if result.variant_id in seen:
+                raise UsageError(
+                    f"merge: {result.variant_id} is in both {seen[result.variant_id]} and {run.run_id}; "
+                    "were the same shard's runs given twice?"
+                )
+            seen[result.variant_id] = run.run_id
+            results.append(result)
+    shards = [run.meta.get("shard") for run in runs]
+    missing = _missing_shards(shards)
+    complete = all(run.complete for run in runs) and not missing
+    meta: dict[str, Any] = {
+        k: v
+        for k, v in first.meta.items()
+        if k not in ("run_id", "counts", "shard", "schema_version", "columns")
+    }
+    meta.update(
+        run_id=Path(output).name,
+        complete=complete,
+        variants_selected=sum(int(run.meta.get("variants_selected") or len(run.results)) for run in runs),
+        counts=dict(count_statuses(results)),
+        merged_from=[{"run_id": run.run_id, "shard": run.meta.get("shard")} for run in runs],
+        missing_shards=missing,
+        started_at=min(
+            (str(r.meta.get("started_at")) for r in runs if r.meta.get("started_at")), default=None
+        ),
+        finished_at=max(
+            (str(r.meta.get("finished_at")) for r in runs if r.meta.get("finished_at")), default=None
+        ),
+    )
+    return save_run(Run(path=Path(output), meta=meta, results=results), output)
+
+
+def _missing_shards(shards: Sequence[Any]) -> list[str]:
+    """Shards of an N-way split not among those given (none when the runs were not sharded)."""
+    parsed = [parse_shard(s) for s in shards if isinstance(s, str)]
+    counts = {s.count for s in parsed}
+    if len(counts) > 1:
+        raise UsageError(f"merge: the runs are shards of different splits ({', '.join(map(str, parsed))})")
+    if not parsed:
+        return []
+    (count,) = counts
+    have = {s.index for s in parsed}
+    return [str(Shard(i, count)) for i in range(1, count + 1) if i not in have]
+
+
+def merged_run_dir(root: str | os.PathLike[str]) -> Path:
+    """Where a merged run goes by default: a new run id under root/runs."""
+    return Path(root) / "runs" / new_run_id()

@@ -1,0 +1,94 @@
+"""Resolve allowlisted names to torch callables and build the modules a case describes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnbench.casefile.format import LayerSpec
+from cnnbench.casefile.vocabulary import EXCEPTION_TYPES, FUNCTIONAL_OPS, MODULES, TORCH_OPS
+from cnnbench.errors import CnnbenchError
+from cnnbench.numerics.fill import make_tensor, torch_dtype
+
+__all__ = ["build_layers", "build_module", "exception_type", "load_state", "resolve_op", "to_dtype"]
+
+
+def resolve_op(name: str) -> Callable[..., Any]:
+    """The torch callable for an allowlisted op name."""
+    if name in FUNCTIONAL_OPS:
+        fn = getattr(F, name)
+    elif name in TORCH_OPS:
+        fn = getattr(torch, name)
+    else:
+        raise CnnbenchError(f'op "{name}" is not in the allowlist')
+    assert callable(fn)
+    return fn  # type: ignore[no-any-return]
+
+
+def _module_class(name: str) -> type[nn.Module]:
+    if name not in MODULES:
+        raise CnnbenchError(f'module "{name}" is not in the allowlist')
+    cls = getattr(nn, name)
+    assert isinstance(cls, type) and issubclass(cls, nn.Module)
+    return cls
+
+
+def exception_type(name: str) -> type[BaseException]:
+    """The exception class for an allowlisted name (builtins first, then torch)."""
+    if name not in EXCEPTION_TYPES:
+        raise CnnbenchError(f'exception type "{name}" is not in the allowlist')
+    import builtins
+
+    cls = getattr(builtins, name, None) or getattr(torch, name)
+    assert isinstance(cls, type) and issubclass(cls, BaseException)
+    return cls
+
+
+def to_dtype(module: nn.Module, dtype: str, device: str) -> nn.Module:
+    """Move module to device and cast its floating parameters and buffers to dtype.
+
+    Integer dtypes are applied too (nn.Module.to refuses them): parameters stop requiring grad first, since
+    only floating tensors can.
+    """
+    target = torch_dtype(dtype)
+    if target.is_floating_point:
+        return module.to(device=device, dtype=target)
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module._apply(  # type: ignore[no-any-return]
+        lambda t: t.to(device=device, dtype=target) if t.is_floating_point() else t.to(device)
+    )
+
+
+def load_state(module: nn.Module, state: Mapping[str, Any], device: str) -> None:
+    """Set parameters/buffers by (dotted) name; shapes must match exactly (no broadcasting)."""
+    named = dict(module.named_parameters()) | dict(module.named_buffers())
+    for name, spec in state.items():
+        if name not in named:
+            choices = ", ".join(sorted(named)) or "none"
+            raise CnnbenchError(
+                f'state "{name}" is not a parameter or buffer of the module (it has: {choices})'
+            )
+        target = named[name]
+        pinned = getattr(spec, "dtype", None)
+        value = make_tensor(spec, pinned or str(target.dtype).removeprefix("torch."), device)
+        if value.shape != target.shape:
+            raise CnnbenchError(
+                f'state "{name}" has shape {list(value.shape)}, the module\'s is {list(target.shape)}'
+            )
+        with torch.no_grad():
+            target.copy_(value)
+
+
+def build_module(name: str, args: Mapping[str, Any]) -> nn.Module:
+    """Construct torch.nn.<name>(**args)."""
+    return _module_class(name)(**dict(args))
+
+
+def build_layers(layers: list[LayerSpec]) -> nn.Sequential:
+    """An nn.Sequential of the layers, constructed in float32 on the CPU."""
+    return nn.Sequential(*(build_module(layer.module, layer.args) for layer in layers))

@@ -1,0 +1,737 @@
+"""Independent oracles for a variant: the float64 NumPy reference and its gradients, exact fill, training,
+gradcheck, and the cross-checks (match: cpu, memory formats, determinism)."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import inspect
+import math
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.autograd.gradcheck import GradcheckError
+
+from cnnbench.casefile.exact import ExactPlan, case_operands, exact_op, is_generated, plan_exact
+from cnnbench.casefile.format import CaseSpec, ToleranceSpec, TrainSpec
+from cnnbench.casefile.load import Variant
+from cnnbench.numerics.checks import Check, Tolerance, check_close
+from cnnbench.numerics.fill import exact_integers, make_tensor, torch_dtype
+from cnnbench.numerics.tolerance import UNIT_ROUNDOFF, ZERO, reference_tolerance
+from cnnbench.ops.lowering import (
+    gradient_lengths,
+    lower_module,
+    parameter_shapes,
+    reduction_length,
+    spatial_dims,
+)
+from cnnbench.store.result import Result
+
+__all__ = [
+    "GRAD_OUTPUT_SEED",
+    "MISTRUST_ZERO_FRACTION",
+    "Builder",
+    "Subject",
+    "case_inputs",
+    "clear_cache",
+    "exact_plan",
+    "fill_parameters",
+    "mistrust",
+    "oracle_checks",
+    "skip_reason",
+    "to_memory_format",
+    "train",
+]
+
+#: A passing check whose expected values are more than this fraction zero cannot tell a right kernel from one
+#: that writes zeros: it is reported mistrusted. benchdnn's trust level for non-zero outputs is the same 0.3.
+MISTRUST_ZERO_FRACTION = 0.3
+#: Seed of the random grad_output a gradient check back-propagates (added to the case's seed).
+GRAD_OUTPUT_SEED = 1234
+#: References kept in memory: a case's variants run one after the other, so a few entries get every hit.
+_CACHE_SIZE = 32
+#: Exact-fill tensors kept in memory (a case's inputs and parameters, for the plans of its dtypes).
+_EXACT_CACHE_SIZE = 16
+#: gradcheck compares full Jacobians up to this many input elements, and random projections (fast mode) above.
+_GRADCHECK_FULL_NUMEL = 2000
+#: Ops whose backward routes the gradient by comparing values (argmax, sign): their reference gradient is
+#: computed from the variant's own rounded inputs, because rounding can create ties that change the route.
+_ROUTING_OPS = frozenset(
+    {
+        "max_pool1d",
+        "max_pool2d",
+        "max_pool3d",
+        "adaptive_max_pool1d",
+        "adaptive_max_pool2d",
+        "adaptive_max_pool3d",
+        "relu",
+    }
+)
+#: Case args that change how torch returns a result but not what the reference computes.
+_NOT_REFERENCE_ARGS = frozenset({"dtype", "inplace"})
+_OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "SGD": torch.optim.SGD,
+    "Adam": torch.optim.Adam,
+    "RMSprop": torch.optim.RMSprop,
+    "Adagrad": torch.optim.Adagrad,
+}
+
+
+@dataclass
+class Subject:
+    """What a variant calls, built for one device, dtype and memory format: the callable and its inputs."""
+
+    fn: Callable[..., Any]
+    module: nn.Module | None
+    inputs: list[torch.Tensor]
+
+
+Builder = Callable[[str, str, str], Subject]
+"""(device, dtype, memory_format) -> a freshly built Subject of the same case, with the variant's exact plan."""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# exact fill
+# ---------------------------------------------------------------------------------------------------------
+
+
+def exact_plan(spec: CaseSpec, dtype: str) -> ExactPlan | None:
+    """The case's exact-fill plan for values used in dtype, or None without ``fill: exact``."""
+    if spec.fill != "exact":
+        return None
+    key = (id(spec), dtype)
+    hit = _PLANS.get(key)
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    module = None if spec.layers is not None else spec.module
+    op = exact_op(spec.op, module, spec.args, spec.mode)
+    operands = case_operands(spec.op, module, spec.args, spec.inputs, spec.state, op)
+    plan = plan_exact(op, spec.args, operands, dtype)
+    if len(_PLANS) >= _CACHE_SIZE:
+        _PLANS.clear()
+    # The entry holds the spec itself, so its id cannot be reused by another spec while it is cached.
+    _PLANS[key] = (spec, plan)
+    return plan
+
+
+def _seed(case_seed: int, name: str) -> int:
+    """A seed per tensor: the same tensor gets the same integers in every variant of the case."""
+    return (case_seed * 1_000_003 + zlib.crc32(name.encode())) % 2**62
+
+
+@functools.lru_cache(maxsize=_EXACT_CACHE_SIZE)
+def _exact_values(plan: ExactPlan, role: str, shape: tuple[int, ...], seed: int, groups: int) -> torch.Tensor:
+    """A tensor's exact integers (float64, CPU); cached, since every variant of a case rebuilds them.
+
+    Callers copy before use: the cached tensor must never be written to."""
+    if role == "weight":
+        if plan.op.startswith("conv_transpose") and len(shape) > 2:
+            # (C_in, C_out/g, *k): one output channel sums over its group's input channels and every tap, so
+            # the rows to sparsify are (group, output channel) with (input channel, tap) flattened.
+            c_in, c_out_g, *taps = shape
+            g = max(groups, 1)
+            rows = exact_integers((g * c_out_g, c_in // g, *taps), seed, plan.weight_range, plan.nonzeros)
+            grouped = rows.reshape(g, c_out_g, c_in // g, *taps).transpose(1, 2)
+            return grouped.reshape(shape)
+        return exact_integers(shape, seed, plan.weight_range, plan.nonzeros)
+    if role == "bias":
+        return exact_integers(shape, seed, plan.bias_range)
+    return exact_integers(shape, seed, plan.data_range)
+
+
+def case_inputs(spec: CaseSpec, dtype: str, device: str, plan_dtype: str | None = None) -> list[torch.Tensor]:
+    """The case's inputs in dtype on device; with ``fill: exact``, random ones hold the exact integers of
+    plan_dtype's plan (default: dtype), so a float64 copy for the reference has the variant's very values."""
+    plan = exact_plan(spec, plan_dtype or dtype)
+    if plan is None:
+        return [make_tensor(s, dtype, device) for s in spec.inputs.values()]
+    module = None if spec.layers is not None else spec.module
+    operands = case_operands(spec.op, module, spec.args, spec.inputs, spec.state, plan.op)
+    groups = int(spec.args.get("groups", 1) or 1)
+    out = []
+    for operand, (name, tensor_spec) in zip(operands, spec.inputs.items(), strict=False):
+        if is_generated(tensor_spec):
+            values = _exact_values(plan, operand.role, operand.shape, _seed(spec.seed, name), groups)
+            pinned = getattr(tensor_spec, "dtype", None)
+            out.append(values.to(device=device, dtype=torch_dtype(pinned or dtype), copy=True))
+        else:
+            out.append(make_tensor(tensor_spec, dtype, device))
+    return out
+
+
+def fill_parameters(module: nn.Module | None, spec: CaseSpec, plan_dtype: str, device: str) -> None:
+    """With ``fill: exact``, give a module's weight and bias (those not set by state:) exact integers."""
+    plan = exact_plan(spec, plan_dtype)
+    if plan is None or module is None:
+        return
+    groups = int(spec.args.get("groups", 1) or 1)
+    for name in ("weight", "bias"):
+        param = getattr(module, name, None)
+        if not isinstance(param, torch.Tensor) or name in spec.state:
+            continue
+        values = _exact_values(plan, name, tuple(param.shape), _seed(spec.seed, f"param.{name}"), groups)
+        with torch.no_grad():
+            param.copy_(values)
+
+
+def to_memory_format(subject: Subject, memory_format: str) -> Subject:
+    """The subject with its 4-D (5-D) inputs and module in channels_last (channels_last_3d) memory format."""
+    if memory_format == "contiguous":
+        return subject
+
+    def convert(t: torch.Tensor) -> torch.Tensor:
+        if t.dim() == 4:
+            return t.contiguous(memory_format=torch.channels_last)
+        if t.dim() == 5:
+            return t.contiguous(memory_format=torch.channels_last_3d)
+        return t
+
+    if subject.module is not None:
+        subject.module.to(memory_format=torch.channels_last)
+    return Subject(subject.fn, subject.module, [convert(t) for t in subject.inputs])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the reference, computed once per case and input values
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Reference:
+    """The reference's result for one case and one set of input values."""
+
+    op: str
+    args: dict[str, Any]
+    positional: tuple[np.ndarray | None, ...]
+    """float64 tensors in call order (input, then weight/bias/statistics), as they were before the call."""
+    outputs: tuple[np.ndarray, ...]
+    state: dict[str, np.ndarray] = field(default_factory=dict)
+    """Statistics the call updates (batch norm in training): name -> value after the call."""
+    k: int = 1
+    input_scale: float = 0.0
+
+
+_CACHE: OrderedDict[tuple[str, str], _Reference] = OrderedDict()
+#: Exact-fill plans by (spec identity, dtype): a variant asks for its plan several times.
+_PLANS: dict[tuple[int, str], tuple[CaseSpec, ExactPlan | None]] = {}
+
+
+def clear_cache() -> None:
+    """Forget every cached reference, plan and exact tensor (tests patching the reference use this)."""
+    _CACHE.clear()
+    _PLANS.clear()
+    _exact_values.cache_clear()
+
+
+def _reference_call(
+    spec: CaseSpec, subject: Subject
+) -> tuple[str, dict[str, Any], list[torch.Tensor | None]]:
+    """The op, its keyword args and its positional tensors for a float64 subject."""
+    if spec.op is not None:
+        args = {k: v for k, v in spec.args.items() if k not in _NOT_REFERENCE_ARGS}
+        return spec.op, args, list(subject.inputs)
+    assert spec.module is not None and subject.module is not None
+    if len(subject.inputs) != 1:
+        raise ValueError(f"a module reference takes one input; the case gives {len(subject.inputs)}")
+    lowered = lower_module(spec.module, spec.args, spec.mode)
+    args = dict(lowered.args)
+    if lowered.notes.get("cumulative_momentum"):
+        seen = int(getattr(subject.module, "num_batches_tracked", torch.tensor(0)))
+        args["momentum"] = 1.0 / (seen + 1)
+    tensors: list[torch.Tensor | None] = [subject.inputs[0]]
+    for name in lowered.tensors:
+        value = getattr(subject.module, name, None) if name else None
+        tensors.append(value if isinstance(value, torch.Tensor) else None)
+    return lowered.op, args, tensors
+
+
+def _numpy(t: torch.Tensor | None) -> np.ndarray | None:
+    return None if t is None else t.detach().to("cpu", torch.float64).numpy().copy()
+
+
+def _digest(op: str, args: dict[str, Any], arrays: Sequence[np.ndarray | None]) -> str:
+    """A key for one call's values: the op, its args and every tensor's shape and bytes."""
+    h = hashlib.sha256(f"{op}{sorted(args.items())!r}".encode())
+    for a in arrays:
+        h.update(b"none" if a is None else f"{a.shape}".encode() + np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def _reference(spec: CaseSpec, build: Builder) -> _Reference:
+    """The case's reference for the variant's input values: from the cache, or computed in float64 now."""
+    from cnnbench.numerics.reference import REFERENCES
+
+    subject = build("cpu", "float64", "contiguous")
+    op, args, tensors = _reference_call(spec, subject)
+    arrays = tuple(_numpy(t) for t in tensors)
+    key = (spec.id, _digest(op, args, arrays))
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    work = [None if a is None else a.copy() for a in arrays]
+    result = REFERENCES[op](*work, **args)
+    outputs = tuple(np.asarray(r) for r in result) if isinstance(result, tuple) else (np.asarray(result),)
+    state: dict[str, np.ndarray] = {}
+    if op == "batch_norm" and args.get("training"):
+        for i, name in ((1, "running_mean"), (2, "running_var")):
+            if len(work) > i and work[i] is not None:
+                state[name] = np.asarray(work[i])
+    shapes = [None if a is None else tuple(a.shape) for a in arrays]
+    k = reduction_length(op, args, shapes)
+    first = arrays[0]
+    input_scale = float(np.abs(first).max()) if first is not None and first.size else 0.0
+    ref = _Reference(op, args, arrays, outputs, state, k, input_scale)
+    _CACHE[key] = ref
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return ref
+
+
+# ---------------------------------------------------------------------------------------------------------
+# tolerances, trust and the float64 cross-check
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _override(base: Tolerance, dtype: str, override: ToleranceSpec | None) -> Tolerance:
+    """The case's tolerance: key (flat or per dtype) over the computed one."""
+    spec = override.get(dtype) if isinstance(override, dict) else override
+    if spec is None:
+        return base
+    return Tolerance(
+        atol=base.atol if spec.atol is None else spec.atol, rtol=base.rtol if spec.rtol is None else spec.rtol
+    )
+
+
+def _tolerance(
+    spec: CaseSpec, plan: ExactPlan | None, op: str, dtype: str, k: int, scale: float, input_scale: float
+) -> Tolerance:
+    if dtype not in UNIT_ROUNDOFF:
+        return ZERO
+    if plan is not None and plan.zero_tolerance:
+        base = ZERO
+    else:
+        base = reference_tolerance(op, dtype, k, scale, input_scale)
+    return _override(base, dtype, spec.tolerance)
+
+
+def mistrust(expected: np.ndarray | torch.Tensor) -> str:
+    """Why a comparison against expected cannot discriminate, or '' when it can.
+
+    More than MISTRUST_ZERO_FRACTION zeros: a kernel that writes zeros passes most of it. All values equal: a
+    kernel that broadcasts one value passes all of it.
+    """
+    if isinstance(expected, torch.Tensor):
+        values = expected.detach().to("cpu", torch.float64).numpy()
+    else:
+        values = np.asarray(expected)
+    if values.size == 0:
+        return "the expected tensor is empty"
+    zeros = float(np.count_nonzero(values == 0)) / values.size
+    if zeros > MISTRUST_ZERO_FRACTION:
+        return f"{zeros:.0%} of the expected values are zero"
+    flat = values.reshape(-1)
+    if flat.size > 1 and bool(np.all(flat == flat[0])):
+        return f"every expected value equals {float(flat[0]):g}"
+    return ""
+
+
+def _first(out: Any) -> torch.Tensor:
+    first = out[0] if isinstance(out, tuple | list) else out
+    assert isinstance(first, torch.Tensor), type(first)
+    return first
+
+
+def _outputs(out: Any) -> tuple[Any, ...]:
+    return tuple(out) if isinstance(out, tuple | list) else (out,)
+
+
+def _run(subject: Subject) -> Any:
+    with torch.no_grad():
+        return subject.fn(*subject.inputs)
+
+
+def _diagnose(
+    check: Check,
+    got: torch.Tensor,
+    ref: np.ndarray,
+    dtype: str,
+    build: Builder,
+    tol64: Tolerance,
+    result: Result | None,
+) -> Check:
+    """OpInfo's "reference was more accurate" check for a low-precision miss: run torch in float64 too."""
+    if check.passed:
+        return check
+    if dtype == "float64":
+        return dataclasses.replace(
+            check, message=check.message + "\n  (float64: torch itself disagrees with the float64 reference)"
+        )
+    if dtype not in UNIT_ROUNDOFF:
+        return check
+    t64 = _first(_run(build("cpu", "float64", "contiguous"))).detach().to("cpu", torch.float64)
+    want = torch.from_numpy(ref)
+    got64 = got.detach().to("cpu", torch.float64)
+    torch_vs_ref = float((t64 - want).abs().max()) if t64.numel() and t64.shape == want.shape else math.inf
+    low_vs_t64 = float((got64 - t64).abs().max()) if got64.numel() and got64.shape == t64.shape else math.inf
+    low_vs_ref = check.max_abs_err if check.max_abs_err is not None else math.inf
+    agree = check_close("torch float64", t64, want, tol64).passed
+    if agree:
+        verdict = f"torch in float64 agrees with the reference, so the {dtype} result is genuinely off"
+    elif low_vs_t64 < low_vs_ref:
+        verdict = (
+            f"torch in float64 disagrees with the reference too, and the {dtype} result is closer to torch: "
+            "the definitions differ (a bug in every dtype, or in the reference)"
+        )
+    else:
+        verdict = "torch in float64 disagrees with the reference, and so does this result"
+    if result is not None:
+        result.metrics.update(
+            torch_float64_vs_reference_max_abs_err=torch_vs_ref,
+            vs_torch_float64_max_abs_err=low_vs_t64,
+            vs_reference_max_abs_err=low_vs_ref,
+            low_precision_genuinely_off=agree,
+        )
+    note = (
+        f"\n  float64 cross-check: this {dtype} result is {low_vs_ref:.3g} from the reference and {low_vs_t64:.3g} "
+        f"from torch float64; torch float64 is {torch_vs_ref:.3g} from the reference: {verdict}"
+    )
+    return dataclasses.replace(check, message=check.message + note)
+
+
+def _check_indices(
+    label: str, got: Any, values: Any, ref: np.ndarray, pooled: torch.Tensor, nd: int
+) -> Check:
+    """Pooling indices: equal to the reference's in float64; elsewhere (rounding can create ties) they must
+    point at elements of the variant's own input holding the values returned."""
+    if not isinstance(got, torch.Tensor):
+        return Check(False, f"{label}: expected a tensor, got {type(got).__name__}")
+    if pooled.dtype == torch.float64:
+        return check_close(label, got, torch.from_numpy(ref), ZERO)
+    flat_in = pooled.detach().flatten(start_dim=-nd)
+    index = got.detach().to(flat_in.device).flatten(start_dim=-nd)
+    if index.numel() and (int(index.min()) < 0 or int(index.max()) >= flat_in.shape[-1]):
+        return Check(False, f"{label}: an index is out of range [0, {flat_in.shape[-1]})")
+    gathered = flat_in.gather(-1, index).reshape(values.shape)
+    return check_close(f"{label} (the input at the indices)", gathered, values, ZERO)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the checks
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _trusted(check: Check, label: str, expected: Any, spec: CaseSpec) -> Check:
+    if spec.trust == "always" or not check.passed:
+        return check
+    note = mistrust(expected)
+    return dataclasses.replace(check, mistrust=f"{label}: {note}") if note else check
+
+
+def _reference_checks(
+    variant: Variant, subject: Subject, out: Any, build: Builder, result: Result | None
+) -> list[Check]:
+    spec = variant.case.spec
+    dtype = variant.dtype
+    ref = _reference(spec, build)
+    plan = exact_plan(spec, dtype)
+    if result is not None:
+        result.metrics["reduction_length"] = ref.k
+        if plan is not None and plan.nonzeros is not None:
+            result.metrics["exact_nonzeros"] = plan.nonzeros
+    got_all = _outputs(out)
+    if len(got_all) != len(ref.outputs):
+        return [
+            Check(
+                False,
+                f"reference: the call returned {len(got_all)} tensors, the reference {len(ref.outputs)}",
+            )
+        ]
+    checks = []
+    for i, (got, want) in enumerate(zip(got_all, ref.outputs, strict=True)):
+        label = "reference output" if len(got_all) == 1 else f"reference output[{i}]"
+        if not isinstance(got, torch.Tensor):
+            checks.append(Check(False, f"{label}: expected a tensor, got {type(got).__name__}"))
+        elif not np.issubdtype(want.dtype, np.floating):
+            checks.append(
+                _check_indices(label, got, got_all[0], want, subject.inputs[0], spatial_dims(ref.op))
+            )
+        else:
+            scale = float(np.abs(want).max()) if want.size else 0.0
+            tol = _tolerance(spec, plan, ref.op, dtype, ref.k, scale, ref.input_scale)
+            check = check_close(label, got, torch.from_numpy(want), tol)
+            tol64 = _tolerance(spec, None, ref.op, "float64", ref.k, scale, ref.input_scale)
+            check = _diagnose(check, got, want, dtype, build, tol64, result)
+            checks.append(_trusted(check, label, want, spec))
+    for name, want in ref.state.items():
+        got_state = _state_tensor(spec, subject, name)
+        label = f"reference state {name}"
+        if got_state is None:
+            checks.append(Check(False, f"{label}: the call has no {name} to compare"))
+            continue
+        scale = float(np.abs(want).max()) if want.size else 0.0
+        tol = _tolerance(spec, None, ref.op, dtype, ref.k, scale, ref.input_scale)
+        checks.append(check_close(label, got_state, torch.from_numpy(want), tol))
+    return checks
+
+
+def _state_tensor(spec: CaseSpec, subject: Subject, name: str) -> torch.Tensor | None:
+    """A statistic the call updated: a module buffer, or an op's running_mean/running_var input."""
+    if subject.module is not None:
+        value = getattr(subject.module, name, None)
+        return value if isinstance(value, torch.Tensor) else None
+    position = {"running_mean": 1, "running_var": 2}[name]
+    return subject.inputs[position] if len(subject.inputs) > position else None
+
+
+def _positional_names(op: str) -> list[str]:
+    from cnnbench.numerics.reference import REFERENCES
+
+    return list(inspect.signature(REFERENCES[op]).parameters)
+
+
+def _grad_reference_checks(variant: Variant, build: Builder, result: Result | None) -> list[Check]:
+    from cnnbench.numerics.reference import GRADIENTS
+
+    spec = variant.case.spec
+    dtype = variant.dtype
+    ref = _reference(spec, build)
+    subject = build(variant.device, dtype, variant.memory_format)
+    leaves: dict[str, torch.Tensor] = {}
+    with torch.enable_grad():
+        if subject.module is None:
+            names = _positional_names(ref.op)
+            for name, t in zip(names, subject.inputs, strict=False):
+                # Running statistics are updated in place, not differentiated.
+                if t.is_floating_point() and name not in ("running_mean", "running_var"):
+                    t.requires_grad_(True)
+                    leaves[name] = t
+        else:
+            subject.inputs[0].requires_grad_(True)
+            leaves["input"] = subject.inputs[0]
+            for name in ("weight", "bias"):
+                param = getattr(subject.module, name, None)
+                if isinstance(param, nn.Parameter) and param.requires_grad:
+                    param.grad = None
+                    leaves[name] = param
+        out = _first(subject.fn(*subject.inputs))
+        gen = torch.Generator().manual_seed(GRAD_OUTPUT_SEED + spec.seed)
+        grad_output = torch.randn(tuple(out.shape), generator=gen, dtype=torch.float64)
+        out.backward(grad_output.to(device=out.device, dtype=out.dtype))
+    positional = list(ref.positional)
+    if ref.op in _ROUTING_OPS and dtype != "float64":
+        positional[0] = _numpy(subject.inputs[0])
+    work = [None if a is None else a.copy() for a in positional]
+    expected = GRADIENTS[ref.op](grad_output.numpy(), *work, **ref.args)
+    shapes = [None if a is None else tuple(a.shape) for a in positional]
+    lengths = gradient_lengths(ref.op, ref.args, shapes, tuple(out.shape))
+    checks = []
+    for name, want in expected.items():
+        label = f"gradient {name}"
+        if name not in leaves:
+            continue
+        got = leaves[name].grad
+        if got is None:
+            checks.append(Check(False, f"{label}: torch computed no gradient"))
+            continue
+        scale = float(np.abs(want).max()) if want.size else 0.0
+        k = lengths.get(name, lengths.get("input", 1))
+        tol = _override(
+            reference_tolerance(
+                ref.op, dtype, k, scale, ref.input_scale * max(scale, 1.0), exact_data_movement=False
+            ),
+            dtype,
+            spec.tolerance,
+        )
+        check = check_close(label, got, torch.from_numpy(np.asarray(want)), tol)
+        checks.append(_trusted(check, label, want, spec))
+    if not checks:
+        checks.append(Check(False, "gradient: the call has no floating input or parameter to differentiate"))
+    if result is not None:
+        result.metrics["gradient_lengths"] = {k: v for k, v in lengths.items() if k in leaves}
+    return checks
+
+
+def _gradcheck(variant: Variant, build: Builder) -> Check:
+    subject = build(variant.device, "float64", variant.memory_format)
+    inputs = subject.inputs
+    if subject.module is None:
+        floating = [i for i, t in enumerate(inputs) if t.is_floating_point()]
+
+        def fn(*leaves: torch.Tensor) -> Any:
+            args = list(inputs)
+            for i, leaf in zip(floating, leaves, strict=True):
+                args[i] = leaf
+            return subject.fn(*args)
+
+        leaves = tuple(inputs[i].detach().clone().requires_grad_(True) for i in floating)
+    else:
+        module = subject.module
+        # The module's own parameters are gradcheck's inputs: it perturbs them in place and differentiates
+        # with respect to them (torch.func.functional_call would re-bind them per call, ten times slower).
+        params = tuple(p for p in module.parameters() if p.requires_grad)
+
+        def fn(*leaves: torch.Tensor) -> Any:
+            return module(leaves[0], *inputs[1:])
+
+        leaves = (inputs[0].detach().clone().requires_grad_(True), *params)
+    numel = sum(t.numel() for t in leaves)
+    try:
+        torch.autograd.gradcheck(fn, leaves, fast_mode=numel > _GRADCHECK_FULL_NUMEL)
+    except GradcheckError as exc:
+        lines = str(exc).strip().splitlines()
+        return Check(False, "gradcheck: " + "\n  ".join(lines[:12]))
+    return Check(True)
+
+
+def _agree(label: str, got: Any, want: Any, spec: CaseSpec, dtype: str, subject: Subject) -> list[Check]:
+    """Two torch results of the same case: equal within the dtype's scaled tolerance (zero with exact fill)."""
+    plan = exact_plan(spec, dtype)
+    op, k = _call_length(spec, subject)
+    got_all, want_all = _outputs(got), _outputs(want)
+    if len(got_all) != len(want_all):
+        return [Check(False, f"{label}: {len(got_all)} outputs against {len(want_all)}")]
+    checks = []
+    for i, (g, w) in enumerate(zip(got_all, want_all, strict=True)):
+        name = label if len(got_all) == 1 else f"{label} output[{i}]"
+        if not isinstance(g, torch.Tensor) or not isinstance(w, torch.Tensor):
+            continue
+        w_cpu = w.detach().to("cpu")
+        if not w_cpu.is_floating_point():
+            checks.append(check_close(name, g, w_cpu, ZERO))
+            continue
+        scale = float(w_cpu.abs().max()) if w_cpu.numel() else 0.0
+        tol = _tolerance(spec, plan, op, dtype, k, scale, scale)
+        checks.append(_trusted(check_close(name, g, w_cpu, tol), name, w_cpu, spec))
+    return checks
+
+
+def _call_length(spec: CaseSpec, subject: Subject) -> tuple[str, int]:
+    """The op a case computes (its lowering for a module) and its reduction length; for layers, the sum of
+    the layers' lengths (their errors add up through the stack)."""
+    if spec.op is not None:
+        return spec.op, reduction_length(spec.op, spec.args, [tuple(t.shape) for t in subject.inputs])
+    layers = spec.layers if spec.layers is not None else []
+    calls = [(layer.module, layer.args) for layer in layers] or [(spec.module or "", spec.args)]
+    first_op, total = "", 0
+    for module, args in calls:
+        try:
+            lowered = lower_module(module, args, spec.mode)
+            shapes = parameter_shapes(module, args)
+        except (ValueError, TypeError):
+            total += 1
+            continue
+        first_op = first_op or lowered.op
+        input_shape = tuple(subject.inputs[0].shape) if subject.inputs and not spec.layers else None
+        total += reduction_length(lowered.op, lowered.args, [input_shape, shapes.get("weight")])
+    op = first_op if spec.layers is None else "Sequential"
+    return op or (spec.module or "Sequential"), max(total, 1)
+
+
+def _bitwise(label: str, first: Any, second: Any) -> Check:
+    """Equal bytes, output by output (NaNs with equal payloads compare equal)."""
+    for i, (a, b) in enumerate(zip(_outputs(first), _outputs(second), strict=False)):
+        if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
+            continue
+        a_cpu, b_cpu = a.detach().to("cpu").contiguous(), b.detach().to("cpu").contiguous()
+        same = a_cpu.shape == b_cpu.shape and a_cpu.dtype == b_cpu.dtype
+        if same and a_cpu.numel():
+            same = bool(torch.equal(a_cpu.reshape(-1).view(torch.uint8), b_cpu.reshape(-1).view(torch.uint8)))
+        if not same:
+            diff = ""
+            if a_cpu.shape == b_cpu.shape and a_cpu.is_floating_point():
+                delta = (a_cpu.double() - b_cpu.double()).abs()
+                diff = f" ({int((delta > 0).sum())} elements differ, max abs diff {float(delta.max()):.3g})"
+            return Check(False, f"{label}: output[{i}] of two runs is not bitwise equal{diff}")
+    return Check(True)
+
+
+def oracle_checks(
+    variant: Variant, subject: Subject, out: Any, build: Builder, result: Result | None = None
+) -> list[Check]:
+    """Every oracle check the case asks for, on the variant's output out (its forward already ran)."""
+    spec = variant.case.spec
+    expect = spec.expect
+    checks: list[Check] = []
+    if expect.reference is not None:
+        checks.extend(_reference_checks(variant, subject, out, build, result))
+    if expect.grad == "reference":
+        checks.extend(_grad_reference_checks(variant, build, result))
+    elif expect.grad == "gradcheck":
+        checks.append(_gradcheck(variant, build))
+    if expect.match == "cpu" and variant.device.split(":")[0] != "cpu":
+        cpu_out = _run(build("cpu", variant.dtype, variant.memory_format))
+        checks.extend(_agree("match cpu", out, cpu_out, spec, variant.dtype, subject))
+    if variant.memory_format != "contiguous":
+        if result is not None:
+            result.metrics["memory_format"] = variant.memory_format
+        base = _run(build(variant.device, variant.dtype, "contiguous"))
+        checks.extend(
+            _agree(f"{variant.memory_format} vs contiguous", out, base, spec, variant.dtype, subject)
+        )
+    if expect.deterministic:
+        again = _run(build(variant.device, variant.dtype, variant.memory_format))
+        checks.append(_bitwise("deterministic", out, again))
+    return checks
+
+
+def skip_reason(variant: Variant) -> str | None:
+    """Why an oracle cannot run this variant at all, or None."""
+    expect = variant.case.spec.expect
+    if expect.grad == "gradcheck" and variant.dtype != "float64":
+        return "grad: gradcheck runs in float64 only"
+    if expect.grad == "reference" and variant.dtype not in UNIT_ROUNDOFF:
+        return f"grad: reference needs a floating dtype, not {variant.dtype}"
+    others = [k for k, v in expect if v not in (None, False) and k != "match"]
+    on_cpu = variant.device.split(":")[0] == "cpu" and variant.memory_format == "contiguous"
+    if expect.match == "cpu" and not others and on_cpu:
+        return "match: cpu compares an accelerator with the CPU; this variant is the CPU baseline"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# training
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _loss(kind: str, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    if kind == "mse_sum":
+        return ((out - target) ** 2).sum()
+    if kind == "mse":
+        return F.mse_loss(out, target)
+    return F.cross_entropy(out, target)
+
+
+def _optimizer(train_spec: TrainSpec, params: Sequence[nn.Parameter]) -> torch.optim.Optimizer:
+    kwargs: dict[str, Any] = {"lr": train_spec.lr, "weight_decay": train_spec.weight_decay}
+    if train_spec.momentum is not None:
+        kwargs["momentum"] = train_spec.momentum
+    return _OPTIMIZERS[train_spec.optimizer](params, **kwargs)
+
+
+def train(subject: Subject, spec: CaseSpec, dtype: str, device: str, result: Result | None = None) -> None:
+    """Run the case's optimiser steps on the subject's module; the loss before and after go to metrics."""
+    assert spec.train is not None and subject.module is not None
+    params = [p for p in subject.module.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError(f"train: the module has no trainable parameters in {dtype}")
+    target = make_tensor(spec.train.target, dtype, device)
+    optimizer = _optimizer(spec.train, params)
+    losses = []
+    with torch.enable_grad():
+        for _ in range(spec.train.steps):
+            optimizer.zero_grad()
+            loss = _loss(spec.train.loss, _first(subject.fn(*subject.inputs)), target)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+    if result is not None:
+        result.metrics["loss_first"] = losses[0]
+        result.metrics["loss_last"] = losses[-1]

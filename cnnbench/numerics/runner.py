@@ -1,0 +1,383 @@
+"""Run variants: build inputs, call the op or module, check every expectation. A variant never raises."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import torch
+from pydantic import TypeAdapter
+from torch import nn
+
+from cnnbench.casefile.format import CaseSpec, ExpectSpec, TensorSpec
+from cnnbench.casefile.geometry import judge_output_shape
+from cnnbench.casefile.load import BenchVariant, Variant
+from cnnbench.casefile.vocabulary import DTYPES
+from cnnbench.environment import device_available
+from cnnbench.errors import CnnbenchError
+from cnnbench.numerics.build import (
+    build_layers,
+    build_module,
+    exception_type,
+    load_state,
+    resolve_op,
+    to_dtype,
+)
+from cnnbench.numerics.checks import Check, check_close, check_shape, tolerance_for
+from cnnbench.numerics.fill import make_tensor
+from cnnbench.numerics.oracle import (
+    Subject,
+    case_inputs,
+    fill_parameters,
+    oracle_checks,
+    skip_reason,
+    to_memory_format,
+    train,
+)
+from cnnbench.store.result import Result
+
+__all__ = ["error_result", "output_digest", "run_variant", "run_variants"]
+
+#: Longest error message kept in a row; torch can attach whole C++ backtraces.
+_MAX_MESSAGE_CHARS = 2000
+_TENSOR_SPEC: TypeAdapter[Any] = TypeAdapter(TensorSpec)
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _convert_args(args: dict[str, Any]) -> dict[str, Any]:
+    """Case-file values to torch values: a dtype name given as an argument (softmax's) becomes the dtype."""
+    out = {}
+    for key, value in args.items():
+        if key == "dtype" and isinstance(value, str) and value in DTYPES:
+            out[key] = getattr(torch, value)
+        else:
+            out[key] = value
+    return out
+
+
+def _expected_tensor(value: Any) -> torch.Tensor:
+    """An expected value as an exact tensor (float64, or int64/bool for integer literals)."""
+    spec = _TENSOR_SPEC.validate_python(value)
+    return make_tensor(spec, getattr(spec, "dtype", None) or _literal_dtype(value))
+
+
+def _literal_dtype(value: Any) -> str:
+    flat: list[Any] = [value]
+    while flat and isinstance(flat[0], list):
+        flat = [x for item in flat for x in item]
+    if flat and all(isinstance(x, bool) for x in flat):
+        return "bool"
+    if flat and all(isinstance(x, int) and not isinstance(x, bool) for x in flat):
+        return "int64"
+    return "float64"
+
+
+class _Call:
+    """What a case calls, built for one device and dtype."""
+
+    def __init__(self, spec: CaseSpec, device: str, dtype: str) -> None:
+        self.module: nn.Module | None = None
+        args = _convert_args(spec.args)
+        if spec.op is not None:
+            self.fn: Callable[..., Any] = functools.partial(resolve_op(spec.op), **args)
+            return
+        torch.manual_seed(spec.seed)
+        if spec.layers is not None:
+            module: nn.Module = build_layers(spec.layers)
+        else:
+            assert spec.module is not None
+            module = build_module(spec.module, args)
+        module = to_dtype(module, dtype, device)
+        if spec.layers is not None:
+            for i, layer in enumerate(spec.layers):
+                load_state(module[i], layer.state, device)  # type: ignore[index]
+        load_state(module, spec.state, device)
+        module.train(spec.mode == "train")
+        self.module = module
+        self.fn = module
+
+
+def _subject(variant: Variant, device: str, dtype: str, memory_format: str) -> Subject:
+    """The variant's call and inputs built for device, dtype and memory format (oracles rebuild it elsewhere)."""
+    spec = variant.case.spec
+    inputs = case_inputs(spec, dtype, device, variant.dtype)
+    call = _Call(spec, device, dtype)
+    fill_parameters(call.module, spec, variant.dtype, device)
+    return to_memory_format(Subject(call.fn, call.module, inputs), memory_format)
+
+
+def _check_error(build: Callable[[], Subject], expect: ExpectSpec) -> Check:
+    """The call must raise; building it counts (a module's constructor refuses groups not dividing channels)."""
+    assert expect.error is not None
+    wanted = exception_type(expect.error.type)
+    pattern = expect.error.match
+    want = expect.error.type + (f" matching {pattern!r}" if pattern else "")
+    try:
+        call = build()
+        call.fn(*call.inputs)
+    except Exception as exc:
+        got = f"{type(exc).__name__}: {_first_line(str(exc))}"
+        if not isinstance(exc, wanted):
+            return Check(False, f"expected {want}, got {got}")
+        if pattern and not re.search(pattern, str(exc)):
+            return Check(False, f"expected {want}, got {got}")
+        return Check(True)
+    return Check(False, f"expected {want}, but the call returned normally")
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def _check_output(out: Any, expected: Any, spec: CaseSpec) -> list[Check]:
+    if isinstance(out, tuple | list) and not isinstance(out, torch.Tensor):
+        if not isinstance(expected, list) or len(expected) != len(out):
+            n = len(expected) if isinstance(expected, list) else 1
+            return [Check(False, f"output: the call returned {len(out)} tensors, expect.output lists {n}")]
+        checks = []
+        for i, (got, exp) in enumerate(zip(out, expected, strict=True)):
+            if exp is not None:
+                checks.append(_compare(f"output[{i}]", got, exp, spec))
+        return checks
+    return [_compare("output", out, expected, spec)]
+
+
+def _compare(label: str, got: Any, expected: Any, spec: CaseSpec) -> Check:
+    if not isinstance(got, torch.Tensor):
+        return Check(False, f"{label}: expected a tensor, got {type(got).__name__}")
+    want = _expected_tensor(expected)
+    return check_close(label, got, want, tolerance_for(_dtype_name(got.dtype), spec.tolerance))
+
+
+def _shapes(out: Any) -> list[list[int]]:
+    if isinstance(out, torch.Tensor):
+        return [list(out.shape)]
+    return [list(t.shape) for t in out if isinstance(t, torch.Tensor)]
+
+
+def _check_shape_expect(out: Any, shape: Any) -> list[Check]:
+    got = _shapes(out)
+    if shape and isinstance(shape[0], list):
+        if len(got) != len(shape):
+            return [
+                Check(False, f"shape: the call returned {len(got)} tensors, expect.shape lists {len(shape)}")
+            ]
+        return [
+            check_shape(f"output[{i}] shape", g, s) for i, (g, s) in enumerate(zip(got, shape, strict=True))
+        ]
+    return [check_shape("output shape", got[0] if got else [], shape)]
+
+
+def _check_arithmetic_shape(spec: CaseSpec, out: Any) -> list[Check]:
+    """Every conv, transposed-conv and pooling call's output shape against the convolution arithmetic."""
+    verdict = judge_output_shape(spec, _shapes(out))
+    return [] if verdict is None else [Check(*verdict)]
+
+
+def _module_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
+    return dict(module.named_parameters()) | dict(module.named_buffers())
+
+
+#: Hex digits kept of an output's sha256: 64 bits tell runs apart and keep rows short.
+_DIGEST_CHARS = 16
+
+
+def output_digest(out: Any) -> str | None:
+    """A short sha256 over the dtype, shape and bytes of the output tensor(s), or None if there is none.
+
+    Equal digests mean bitwise-equal outputs; the bytes are those of a contiguous CPU copy.
+    """
+    if isinstance(out, torch.Tensor):
+        tensors = [out]
+    elif isinstance(out, tuple | list):
+        tensors = [t for t in out if isinstance(t, torch.Tensor)]
+    else:
+        tensors = []
+    if not tensors:
+        return None
+    h = hashlib.sha256()
+    for tensor in tensors:
+        t = tensor.detach().to("cpu").contiguous()
+        h.update(f"{t.dtype}{list(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:_DIGEST_CHARS]
+
+
+def _execute(variant: Variant, result: Result | None = None) -> list[Check]:
+    spec = variant.case.spec
+    device, dtype = variant.device, variant.dtype
+    expect = spec.expect
+    if expect.error is not None:
+        return [_check_error(lambda: _subject(variant, device, dtype, variant.memory_format), expect)]
+    call = _subject(variant, device, dtype, variant.memory_format)
+    inputs = call.inputs
+    checks: list[Check] = []
+    if spec.train is not None:
+        train(call, spec, dtype, device, result)
+    with torch.no_grad():
+        if expect.layer_shapes is not None:
+            assert isinstance(call.module, nn.Sequential)
+            out: Any = inputs[0]
+            for i, (layer, shape) in enumerate(zip(call.module, expect.layer_shapes, strict=True)):
+                out = layer(out, *inputs[1:]) if i == 0 else layer(out)
+                checks.append(
+                    check_shape(f"layer {i} ({type(layer).__name__}) output", list(out.shape), shape)
+                )
+        else:
+            out = call.fn(*inputs)
+    if result is not None:
+        result.output_digest = output_digest(out)
+    if expect.layer_shapes is None:
+        checks.extend(_check_arithmetic_shape(spec, out))
+    if expect.output is not None:
+        checks.extend(_check_output(out, expect.output, spec))
+    if expect.shape is not None:
+        checks.extend(_check_shape_expect(out, expect.shape))
+    if expect.dtype is not None:
+        got_dtype = _dtype_name(out.dtype) if isinstance(out, torch.Tensor) else type(out).__name__
+        checks.append(
+            Check(got_dtype == expect.dtype, f"output dtype: expected {expect.dtype}, got {got_dtype}")
+        )
+    tensors = _module_tensors(call.module) if call.module is not None else {}
+    for name, shape in (expect.state_shapes or {}).items():
+        if name not in tensors:
+            checks.append(Check(False, f'state_shapes: the module has no parameter or buffer "{name}"'))
+        else:
+            checks.append(check_shape(f"state {name}", list(tensors[name].shape), shape))
+    for name, value in (expect.state or {}).items():
+        if name not in tensors:
+            checks.append(Check(False, f'state: the module has no parameter or buffer "{name}"'))
+        else:
+            checks.append(_compare(f"state {name}", tensors[name], value, spec))
+    if expect.repr is not None:
+        got_repr = str(call.module)
+        ok = got_repr == expect.repr
+        checks.append(Check(ok, "" if ok else f"repr: expected\n{expect.repr}\ngot\n{got_repr}"))
+    checks.extend(oracle_checks(variant, call, out, functools.partial(_subject, variant), result))
+    return checks
+
+
+def base_result(variant: Variant | BenchVariant) -> Result:
+    """A row for variant with its identity columns filled in and status error until something says otherwise."""
+    spec = variant.case.spec
+    return Result(
+        variant_id=variant.id,
+        case_id=spec.id,
+        file=variant.case.file,
+        line=variant.case.line,
+        target=spec.target,
+        device=variant.device,
+        dtype=variant.dtype,
+        status="error",
+        source=spec.source or "",
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip()
+    if not isinstance(exc, CnnbenchError):
+        frames = traceback.extract_tb(exc.__traceback__)
+        if frames:
+            last = frames[-1]
+            text += f"\n  (raised at {last.filename}:{last.lineno})"
+    if len(text) > _MAX_MESSAGE_CHARS:
+        text = text[:_MAX_MESSAGE_CHARS] + " ..."
+    return text
+
+
+def run_variant(variant: Variant | BenchVariant) -> Result:
+    """Run one variant and return its row. Nothing a variant does escapes as an exception.
+
+    A benchmark variant is timed (cnnbench.bench.runner) and gets a ``bench`` row.
+    """
+    if isinstance(variant, BenchVariant):
+        from cnnbench.bench.runner import run_benchmark
+
+        return run_benchmark(variant)
+    result = base_result(variant)
+    start = time.perf_counter()
+    skip = variant.skip_rule
+    if skip is not None:
+        result.status, result.reason = "skipped", skip.reason
+        return result
+    if not device_available(variant.device):
+        result.status, result.reason = "skipped", f"device {variant.device} is not available"
+        return result
+    oracle_skip = skip_reason(variant)
+    if oracle_skip is not None:
+        result.status, result.reason = "skipped", oracle_skip
+        return result
+    try:
+        checks = _execute(variant, result)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:
+        result.status, result.message = "error", _describe(exc)
+    else:
+        failed = [c for c in checks if not c.passed]
+        untrusted = [c.mistrust for c in checks if c.mistrust]
+        result.status = "failed" if failed else "mistrusted" if untrusted else "passed"
+        result.message = "\n".join(c.message for c in failed) or "\n".join(
+            f"cannot discriminate: {why} (set trust: always if that is the point)" for why in untrusted
+        )
+        _record_errors(result, checks)
+    result.duration_s = time.perf_counter() - start
+    return _apply_xfail(result, variant)
+
+
+def _apply_xfail(result: Result, variant: Variant | BenchVariant) -> Result:
+    xfail = variant.xfail_rule
+    if xfail is not None:
+        result.reason = xfail.reason
+        if result.status in ("failed", "error"):
+            result.status = "xfail"
+        else:
+            result.status = "xpass"
+            result.message = f"expected to fail ({xfail.reason}) but passed"
+    return result
+
+
+def error_result(variant: Variant | BenchVariant, message: str, duration_s: float = 0.0) -> Result:
+    """The row of a variant that could not finish (its worker crashed or timed out): an error, or an xfail
+    when the case expects this variant to fail."""
+    result = base_result(variant)
+    result.message, result.duration_s = message, duration_s
+    result.kind = getattr(variant, "kind", "check")
+    return _apply_xfail(result, variant)
+
+
+def _record_errors(result: Result, checks: Sequence[Check]) -> None:
+    """Keep the largest errors over every tensor check, and the first mismatches of the first failure."""
+    measured = [c for c in checks if c.max_abs_err is not None]
+    if measured:
+        result.max_abs_err = max(c.max_abs_err for c in measured if c.max_abs_err is not None)
+        result.max_rel_err = max(c.max_rel_err for c in measured if c.max_rel_err is not None)
+        result.mismatches = sum(c.mismatches for c in measured)
+        result.numel = sum(c.numel for c in measured)
+        first = next((c for c in measured if not c.passed), measured[0])
+        if first.tolerance is not None:
+            result.atol, result.rtol = first.tolerance.atol, first.tolerance.rtol
+        result.examples = [
+            {"index": list(m.index), "expected": m.expected, "got": m.got} for m in first.examples
+        ]
+
+
+def run_variants(
+    variants: Iterable[Variant | BenchVariant], on_result: Callable[[Result], None] | None = None
+) -> list[Result]:
+    """Run variants in order, calling on_result after each; KeyboardInterrupt stops after the current one."""
+    results = []
+    for variant in variants:
+        result = run_variant(variant)
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return results

@@ -1,0 +1,403 @@
+"""A module case as its functional call, and each op's reduction length: from names, args and shapes, no torch."""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "GRADIENT_MODULES",
+    "GRADIENT_OPS",
+    "LOWERINGS",
+    "MODULE_OPS",
+    "REFERENCE_MODULES",
+    "REFERENCE_OPS",
+    "Lowered",
+    "gradient_lengths",
+    "lower_module",
+    "parameter_shapes",
+    "reduction_length",
+    "spatial_dims",
+]
+
+#: The ops cnnbench.numerics.reference implements (its REFERENCES keys), known here without importing NumPy or the
+#: reference itself, so a case file is validated against them at load time; tests keep the two in step.
+REFERENCE_OPS: frozenset[str] = frozenset(
+    {
+        "conv1d",
+        "conv2d",
+        "conv3d",
+        "conv_transpose1d",
+        "conv_transpose2d",
+        "conv_transpose3d",
+        "max_pool1d",
+        "max_pool2d",
+        "max_pool3d",
+        "avg_pool1d",
+        "avg_pool2d",
+        "avg_pool3d",
+        "adaptive_avg_pool1d",
+        "adaptive_avg_pool2d",
+        "adaptive_avg_pool3d",
+        "adaptive_max_pool1d",
+        "adaptive_max_pool2d",
+        "adaptive_max_pool3d",
+        "batch_norm",
+        "linear",
+        "relu",
+        "sigmoid",
+        "tanh",
+        "softmax",
+        "log_softmax",
+        "flatten",
+        "interpolate",
+        "pad",
+    }
+)
+#: The ops whose backward (vector-Jacobian product) the reference implements (its GRADIENTS keys).
+GRADIENT_OPS: frozenset[str] = frozenset(
+    {
+        "conv1d",
+        "conv2d",
+        "conv3d",
+        "conv_transpose1d",
+        "conv_transpose2d",
+        "conv_transpose3d",
+        "linear",
+        "max_pool1d",
+        "max_pool2d",
+        "max_pool3d",
+        "avg_pool1d",
+        "avg_pool2d",
+        "avg_pool3d",
+        "adaptive_avg_pool1d",
+        "adaptive_avg_pool2d",
+        "adaptive_max_pool1d",
+        "adaptive_max_pool2d",
+        "batch_norm",
+        "relu",
+        "sigmoid",
+        "tanh",
+        "softmax",
+        "log_softmax",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Lowered:
+    """A module call as the functional reference call it computes."""
+
+    op: str
+    """The torch.nn.functional (and reference) op name."""
+    args: dict[str, Any]
+    """Keyword arguments of the op, with the module's defaults filled in."""
+    tensors: tuple[str, ...] = ()
+    """Module parameters/buffers passed positionally after the input, in the op's order ("" = None)."""
+    notes: dict[str, Any] = field(default_factory=dict)
+    """What the caller resolves from the built module (e.g. batch norm's cumulative momentum)."""
+
+
+def _get(args: Mapping[str, Any], name: str, default: Any) -> Any:
+    """An argument, or the module's default when it is absent or null."""
+    value = args.get(name)
+    return default if value is None else value
+
+
+def _conv(nd: int) -> Callable[[Mapping[str, Any], str], Lowered]:
+    def lower(args: Mapping[str, Any], mode: str) -> Lowered:
+        del mode
+        op_args = {
+            "stride": _get(args, "stride", 1),
+            "padding": _get(args, "padding", 0),
+            "dilation": _get(args, "dilation", 1),
+            "groups": _get(args, "groups", 1),
+            "padding_mode": _get(args, "padding_mode", "zeros"),
+        }
+        bias = "bias" if args.get("bias", True) else ""
+        return Lowered(f"conv{nd}d", op_args, ("weight", bias))
+
+    return lower
+
+
+def _conv_transpose(nd: int) -> Callable[[Mapping[str, Any], str], Lowered]:
+    def lower(args: Mapping[str, Any], mode: str) -> Lowered:
+        del mode
+        op_args = {
+            "stride": _get(args, "stride", 1),
+            "padding": _get(args, "padding", 0),
+            "output_padding": _get(args, "output_padding", 0),
+            "groups": _get(args, "groups", 1),
+            "dilation": _get(args, "dilation", 1),
+        }
+        bias = "bias" if args.get("bias", True) else ""
+        return Lowered(f"conv_transpose{nd}d", op_args, ("weight", bias))
+
+    return lower
+
+
+def _max_pool(nd: int) -> Callable[[Mapping[str, Any], str], Lowered]:
+    def lower(args: Mapping[str, Any], mode: str) -> Lowered:
+        del mode
+        op_args = {
+            "kernel_size": args["kernel_size"],
+            "stride": args.get("stride"),
+            "padding": _get(args, "padding", 0),
+            "dilation": _get(args, "dilation", 1),
+            "ceil_mode": bool(args.get("ceil_mode", False)),
+            "return_indices": bool(args.get("return_indices", False)),
+        }
+        return Lowered(f"max_pool{nd}d", op_args)
+
+    return lower
+
+
+def _avg_pool(nd: int) -> Callable[[Mapping[str, Any], str], Lowered]:
+    def lower(args: Mapping[str, Any], mode: str) -> Lowered:
+        del mode
+        op_args = {
+            "kernel_size": args["kernel_size"],
+            "stride": args.get("stride"),
+            "padding": _get(args, "padding", 0),
+            "ceil_mode": bool(args.get("ceil_mode", False)),
+            "count_include_pad": bool(args.get("count_include_pad", True)),
+        }
+        if nd > 1:
+            op_args["divisor_override"] = args.get("divisor_override")
+        return Lowered(f"avg_pool{nd}d", op_args)
+
+    return lower
+
+
+def _adaptive(kind: str, nd: int) -> Callable[[Mapping[str, Any], str], Lowered]:
+    def lower(args: Mapping[str, Any], mode: str) -> Lowered:
+        del mode
+        op_args: dict[str, Any] = {"output_size": args["output_size"]}
+        if kind == "max":
+            op_args["return_indices"] = bool(args.get("return_indices", False))
+        return Lowered(f"adaptive_{kind}_pool{nd}d", op_args)
+
+    return lower
+
+
+def _batch_norm(args: Mapping[str, Any], mode: str) -> Lowered:
+    track = bool(args.get("track_running_stats", True))
+    affine = bool(args.get("affine", True))
+    momentum = args.get("momentum", 0.1)
+    op_args = {"training": mode == "train" or not track, "momentum": momentum, "eps": _get(args, "eps", 1e-5)}
+    stats = ("running_mean", "running_var") if track else ("", "")
+    params = ("weight", "bias") if affine else ("", "")
+    # momentum None is a cumulative average: 1 / (batches seen + 1), read from num_batches_tracked at run time.
+    notes = {"cumulative_momentum": momentum is None and track}
+    return Lowered("batch_norm", op_args, (*stats, *params), notes)
+
+
+def _plain(op: str, **fixed: Any) -> Callable[[Mapping[str, Any], str], Lowered]:
+    def lower(args: Mapping[str, Any], mode: str) -> Lowered:
+        del mode
+        return Lowered(op, {**fixed})
+
+    return lower
+
+
+def _with(op: str, names: Mapping[str, Any]) -> Callable[[Mapping[str, Any], str], Lowered]:
+    def lower(args: Mapping[str, Any], mode: str) -> Lowered:
+        del mode
+        return Lowered(op, {name: args.get(name, default) for name, default in names.items()})
+
+    return lower
+
+
+def _upsample(
+    mode_name: str | None, align_corners: bool | None
+) -> Callable[[Mapping[str, Any], str], Lowered]:
+    def lower(args: Mapping[str, Any], mode: str) -> Lowered:
+        del mode
+        op_args = {
+            "size": args.get("size"),
+            "scale_factor": args.get("scale_factor"),
+            "mode": mode_name or args.get("mode", "nearest"),
+            "align_corners": align_corners if mode_name else args.get("align_corners"),
+        }
+        if mode_name is None:
+            op_args["recompute_scale_factor"] = args.get("recompute_scale_factor")
+        return Lowered("interpolate", op_args)
+
+    return lower
+
+
+#: torch.nn module -> how a module built from these constructor args calls its functional op.
+LOWERINGS: dict[str, Callable[[Mapping[str, Any], str], Lowered]] = {
+    **{f"Conv{n}d": _conv(n) for n in (1, 2, 3)},
+    **{f"ConvTranspose{n}d": _conv_transpose(n) for n in (1, 2, 3)},
+    **{f"MaxPool{n}d": _max_pool(n) for n in (1, 2, 3)},
+    **{f"AvgPool{n}d": _avg_pool(n) for n in (1, 2, 3)},
+    **{f"AdaptiveAvgPool{n}d": _adaptive("avg", n) for n in (1, 2, 3)},
+    **{f"AdaptiveMaxPool{n}d": _adaptive("max", n) for n in (1, 2)},
+    **{f"BatchNorm{n}d": _batch_norm for n in (1, 2, 3)},
+    "Linear": lambda args, mode: Lowered("linear", {}, ("weight", "bias" if args.get("bias", True) else "")),
+    "ReLU": _plain("relu"),
+    "Sigmoid": _plain("sigmoid"),
+    "Tanh": _plain("tanh"),
+    "Softmax": _with("softmax", {"dim": None}),
+    "LogSoftmax": _with("log_softmax", {"dim": None}),
+    "Flatten": _with("flatten", {"start_dim": 1, "end_dim": -1}),
+    "Upsample": _upsample(None, None),
+    "UpsamplingBilinear2d": _upsample("bilinear", True),
+    "UpsamplingNearest2d": _upsample("nearest", None),
+}
+#: torch.nn module -> the op it lowers to.
+MODULE_OPS: dict[str, str] = {
+    **{f"Conv{n}d": f"conv{n}d" for n in (1, 2, 3)},
+    **{f"ConvTranspose{n}d": f"conv_transpose{n}d" for n in (1, 2, 3)},
+    **{f"MaxPool{n}d": f"max_pool{n}d" for n in (1, 2, 3)},
+    **{f"AvgPool{n}d": f"avg_pool{n}d" for n in (1, 2, 3)},
+    **{f"AdaptiveAvgPool{n}d": f"adaptive_avg_pool{n}d" for n in (1, 2, 3)},
+    **{f"AdaptiveMaxPool{n}d": f"adaptive_max_pool{n}d" for n in (1, 2)},
+    **{f"BatchNorm{n}d": "batch_norm" for n in (1, 2, 3)},
+    "Linear": "linear",
+    "ReLU": "relu",
+    "Sigmoid": "sigmoid",
+    "Tanh": "tanh",
+    "Softmax": "softmax",
+    "LogSoftmax": "log_softmax",
+    "Flatten": "flatten",
+    "Upsample": "interpolate",
+    "UpsamplingBilinear2d": "interpolate",
+    "UpsamplingNearest2d": "interpolate",
+}
+#: Modules with a NumPy reference.
+REFERENCE_MODULES: frozenset[str] = frozenset(LOWERINGS)
+#: Modules whose gradients the reference computes: those lowering to a GRADIENT_OPS op.
+GRADIENT_MODULES: frozenset[str] = frozenset(m for m, op in MODULE_OPS.items() if op in GRADIENT_OPS)
+
+
+def lower_module(module: str, args: Mapping[str, Any], mode: str = "eval") -> Lowered:
+    """The functional call a torch.nn module built with args computes in mode (eval or train)."""
+    if module not in LOWERINGS:
+        raise ValueError(f'no functional reference for module "{module}"')
+    try:
+        return LOWERINGS[module](args, mode)
+    except KeyError as exc:
+        raise ValueError(f"{module} needs the argument {exc.args[0]}") from None
+
+
+def _ntuple(value: Any, n: int) -> tuple[int, ...]:
+    if isinstance(value, list | tuple):
+        items = tuple(operator.index(v) for v in value)
+        return items * n if len(items) == 1 else items
+    return (operator.index(value),) * n
+
+
+def spatial_dims(op: str) -> int:
+    """How many spatial dims an op works on (conv2d: 2); 0 for ops without a fixed count."""
+    for n in (1, 2, 3):
+        if op.endswith(f"{n}d"):
+            return n
+    return 0
+
+
+def parameter_shapes(module: str, args: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    """The shapes of a module's weight and bias (and batch norm's statistics) from its constructor args."""
+    if module.startswith(("Conv", "ConvTranspose")):
+        nd = spatial_dims(module)
+        groups = int(args.get("groups", 1))
+        kernel = _ntuple(args["kernel_size"], nd)
+        c_in, c_out = int(args["in_channels"]), int(args["out_channels"])
+        if module.startswith("ConvTranspose"):
+            shapes = {"weight": (c_in, c_out // groups, *kernel)}
+        else:
+            shapes = {"weight": (c_out, c_in // groups, *kernel)}
+        if args.get("bias", True):
+            shapes["bias"] = (c_out,)
+        return shapes
+    if module == "Linear":
+        shapes = {"weight": (int(args["out_features"]), int(args["in_features"]))}
+        if args.get("bias", True):
+            shapes["bias"] = (int(args["out_features"]),)
+        return shapes
+    if module.startswith("BatchNorm"):
+        c = (int(args["num_features"]),)
+        shapes = {}
+        if args.get("affine", True):
+            shapes |= {"weight": c, "bias": c}
+        if args.get("track_running_stats", True):
+            shapes |= {"running_mean": c, "running_var": c}
+        return shapes
+    return {}
+
+
+def _adaptive_window(size: int, out: int | None) -> int:
+    """The longest adaptive-pooling window: ceil((i + 1) * size / out) - floor(i * size / out) over i."""
+    if out is None or out <= 0:
+        return 1
+    return max(-(-(i + 1) * size // out) - (i * size // out) for i in range(out))
+
+
+def reduction_length(op: str, args: Mapping[str, Any], shapes: Sequence[tuple[int, ...] | None]) -> int:
+    """K: how many terms are summed into one output element (1 for ops that sum nothing).
+
+    shapes are those of the positional tensors (input, weight, ...). Conv: C_in/groups x kernel area;
+    transposed conv: the same over the weight's input channels; linear: fan-in; average pooling: the kernel
+    area (adaptive: the longest window); softmax: the length of dim; batch norm in training: N x spatial
+    size (its statistics); linear interpolation: 2 per spatial dim.
+    """
+    input_shape = shapes[0] if shapes else None
+    weight = shapes[1] if len(shapes) > 1 else None
+    nd = spatial_dims(op)
+    if op.startswith("conv_transpose") and weight is not None:
+        groups = int(args.get("groups", 1))
+        return max(1, weight[0] // max(groups, 1)) * math.prod(weight[2:])
+    if op.startswith("conv") and weight is not None:
+        return max(1, weight[1] * math.prod(weight[2:]))
+    if op == "linear" and weight is not None:
+        return max(1, weight[-1])
+    if op.startswith("avg_pool"):
+        return math.prod(_ntuple(args["kernel_size"], nd))
+    if op.startswith("adaptive_avg_pool") and input_shape is not None:
+        outs = args["output_size"]
+        outs = [outs] * nd if not isinstance(outs, list | tuple) else list(outs)
+        return math.prod(_adaptive_window(s, o) for s, o in zip(input_shape[-nd:], outs, strict=True))
+    if op in ("softmax", "log_softmax") and input_shape:
+        dim = args.get("dim")
+        if dim is None:
+            dim = 0 if len(input_shape) in (0, 1, 3) else 1
+        return input_shape[dim]
+    if op == "batch_norm" and input_shape is not None and args.get("training"):
+        return max(1, math.prod(input_shape) // max(input_shape[1], 1))
+    if (
+        op == "interpolate"
+        and input_shape is not None
+        and args.get("mode") in ("linear", "bilinear", "trilinear")
+    ):
+        return int(2 ** (len(input_shape) - 2))
+    return 1
+
+
+def gradient_lengths(
+    op: str, args: Mapping[str, Any], shapes: Sequence[tuple[int, ...] | None], out_shape: tuple[int, ...]
+) -> dict[str, int]:
+    """K of each gradient: how many terms the backward sums into one element of grad input/weight/bias."""
+    input_shape = shapes[0] if shapes else None
+    weight = shapes[1] if len(shapes) > 1 else None
+    per_channel = math.prod(out_shape) // max(out_shape[1], 1) if len(out_shape) > 1 else 1
+    if op.startswith("conv") and weight is not None:
+        groups = int(args.get("groups", 1))
+        taps = math.prod(weight[2:])
+        if op.startswith("conv_transpose"):
+            # weight (C_in, C_out/groups, *k) meets every input position once per tap
+            per_input = math.prod(input_shape) // max(input_shape[1], 1) if input_shape else per_channel
+            return {"input": weight[1] * taps, "weight": per_input, "bias": per_channel}
+        into_input = max(1, weight[0] // max(groups, 1)) * taps
+        return {"input": into_input, "weight": per_channel, "bias": per_channel}
+    if op == "linear" and weight is not None:
+        rows = math.prod(out_shape[:-1]) if len(out_shape) > 1 else 1
+        return {"input": weight[0], "weight": rows, "bias": rows}
+    if op == "batch_norm" and input_shape is not None:
+        n = max(1, math.prod(input_shape) // max(input_shape[1], 1))
+        return {"input": n, "weight": n, "bias": n}
+    k = reduction_length(op, args, shapes)
+    return {"input": k}

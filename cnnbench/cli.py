@@ -228,7 +228,8 @@ def cmd_run(
     from cnnbench.execution.isolation import IsolatedRunner
     from cnnbench.numerics.runner import run_variant
     from cnnbench.report.tables import print_console
-    from cnnbench.store.result import FAILING, Result, Run, RunWriter
+    from cnnbench.store.result import FAILING, Result
+    from cnnbench.store.run import Run, RunStore, RunWriter
 
     if not variants:
         raise UsageError("no variants selected (check the paths, -k, --device, --dtype and --kind)")
@@ -263,10 +264,10 @@ def cmd_run(
             )
         earlier = stored.run.results
         variants = [v for v in variants if isinstance(v, Variant | BenchVariant) and v.id not in stored.done]
-        writer: RunWriter | None = RunWriter.reopen(stored.run)
+        writer: RunWriter | None = RunStore.reopen(stored.run)
         meta = writer.meta if writer is not None else meta
     else:
-        writer = RunWriter(_reports_dir(reports), meta) if save else None
+        writer = RunStore(_reports_dir(reports)).create(meta) if save else None
     results: list[Result] = []
     complete = False
     execute = (
@@ -340,9 +341,9 @@ def cmd_report(
 ) -> int:
     """Render a stored run (the latest by default) as markdown, json, csv or the terminal view."""
     from cnnbench.report.tables import RENDERERS, print_console
-    from cnnbench.store.result import load_run
+    from cnnbench.store.run import RunStore
 
-    loaded = load_run(run, _reports_dir(reports))
+    loaded = RunStore(_reports_dir(reports)).load(run)
     if fmt == "console":
         print_console(loaded, out or Console(highlight=False), verbose=True)
         return EXIT_OK
@@ -377,12 +378,12 @@ def cmd_repro(
     The case is looked up in paths; without paths, in the stored run's case file (with --run) or under cases/.
     """
     from cnnbench.numerics.repro import find_variant, repro_snippet, stored_row
-    from cnnbench.store.result import load_run
+    from cnnbench.store.run import RunStore
 
     stored = None
     search = list(paths)
     if run is not None:
-        loaded = load_run(run, _reports_dir(reports))
+        loaded = RunStore(_reports_dir(reports)).load(run)
         stored = stored_row(loaded.results, variant_id)
         if stored is None:
             raise UsageError(f"{variant_id} is not in run {loaded.run_id}")
@@ -418,7 +419,7 @@ def cmd_compare(
         print_comparison,
         render_comparison_markdown,
     )
-    from cnnbench.store.result import load_run
+    from cnnbench.store.run import RunStore
 
     if fmt not in ("terminal", "markdown"):
         raise UsageError(f"--format {fmt}: expected terminal or markdown")
@@ -432,8 +433,8 @@ def cmd_compare(
     )
     root = _reports_dir(reports)
     comparison = compare_runs(
-        load_run(base, root),
-        load_run(new, root),
+        RunStore(root).load(base),
+        RunStore(root).load(new),
         thresholds,
         load_allowlist(allowlist) if allowlist else None,
     )
@@ -454,13 +455,13 @@ def cmd_merge(
     out: Console | None = None,
 ) -> int:
     """Combine the runs of shards into one run (stored in output, or as a new run under the reports folder)."""
-    from cnnbench.execution.shard import merge_runs, merged_run_dir
-    from cnnbench.store.result import load_run
+    from cnnbench.execution.shard import merge_runs
+    from cnnbench.store.run import RunStore
 
     root = _reports_dir(reports)
-    loaded = [load_run(r, root) for r in runs]
-    path = merge_runs(loaded, output or merged_run_dir(root))
-    merged = load_run(str(path))
+    loaded = [RunStore(root).load(r) for r in runs]
+    path = merge_runs(loaded, output or RunStore(root).new_run_dir())
+    merged = RunStore().load(str(path))
     out = out or Console(highlight=False)
     state = "" if merged.complete else " (incomplete: a shard is missing or did not finish)"
     out.print(f"merged {len(loaded)} runs, {len(merged.results)} variants into {path}{state}", markup=False)

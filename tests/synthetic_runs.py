@@ -7,7 +7,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from cnnbench.store.result import Result, Run, count_statuses, save_run
+from cnnbench.store.result import Result, count_statuses
+from cnnbench.store.run import Run, RunStore
 
 __all__ = ["ENV", "bench_row", "check_row", "make_run", "replicates"]
 
@@ -89,7 +90,6 @@ def bench_row(model: str, times_ms: list[float], dtype: str = "float32", **kw: A
 
 def make_run(path: Path, results: list[Result], env: dict[str, Any] | None = None, **meta: Any) -> Run:
     """Store results as a complete run at path and return it as loaded back."""
-    from cnnbench.store.result import load_run
 
     full_meta: dict[str, Any] = {
         "run_id": path.name,
@@ -100,5 +100,5 @@ def make_run(path: Path, results: list[Result], env: dict[str, Any] | None = Non
         "started_at": "2026-01-01T00:00:00Z",
         **meta,
     }
-    save_run(Run(path=path, meta=full_meta, results=results), path)
-    return load_run(str(path))
+    RunStore.save(Run(path=path, meta=full_meta, results=results), path)
+    return RunStore().load(str(path))

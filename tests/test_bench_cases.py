@@ -23,7 +23,8 @@ from cnnbench.casefile.vocabulary import MODEL_NAMES
 from cnnbench.cli import main
 from cnnbench.errors import CaseFileError
 from cnnbench.report.tables import render_markdown
-from cnnbench.store.result import Result, load_run
+from cnnbench.store.result import Result
+from cnnbench.store.run import RunStore
 
 TINY = """\
 benchmark_defaults:
@@ -228,7 +229,7 @@ def test_tiny_benchmarks_run_through_the_cli_with_every_metric(
         main(["run", str(path), "--reports", str(reports), "--threads", "1", "--max-time-per-case", "0.05"])
         == 0
     )
-    run = load_run(None, reports)
+    run = RunStore(reports).load(None)
     bench = {r.variant_id: r for r in run.results if r.kind == "bench"}
     assert [r.variant_id for r in run.results if r.kind == "check"] == ["relu[cpu-float32]"]
     assert len(bench) == 5 and all(r.status == "passed" for r in bench.values())
@@ -257,7 +258,7 @@ def test_tiny_benchmarks_run_through_the_cli_with_every_metric(
 def test_kind_check_leaves_the_benchmarks_out(write_case: Callable[..., Path], tmp_path: Path) -> None:
     path = write_case(TINY)
     assert main(["run", str(path), "--reports", str(tmp_path), "--kind", "check"]) == 0
-    assert [r.kind for r in load_run(None, tmp_path).results] == ["check"]
+    assert [r.kind for r in RunStore(tmp_path).load(None).results] == ["check"]
 
 
 def test_isolated_workers_run_benchmarks_with_the_run_options(
@@ -266,7 +267,7 @@ def test_isolated_workers_run_benchmarks_with_the_run_options(
     path = write_case(TINY)
     args = ["run", str(path), "--reports", str(tmp_path), "-k", "mnist", "--isolate", "--threads", "1"]
     assert main([*args, "--max-time-per-case", "0.05"]) == 0
-    (row,) = load_run(None, tmp_path).results
+    (row,) = RunStore(tmp_path).load(None).results
     assert row.kind == "bench" and row.status == "passed" and row.metrics["threads"] == 1
 
 

@@ -18,7 +18,7 @@ from cnnbench.report.diff import (
     parse_group_threshold,
     render_comparison_markdown,
 )
-from cnnbench.store.result import load_run
+from cnnbench.store.run import RunStore
 
 CASES = """
 cases:
@@ -38,7 +38,7 @@ cases:
 
 def _run(cases: Path, reports: Path) -> Path:
     main(["run", str(cases), "--reports", str(reports)])
-    return load_run(None, reports).path
+    return RunStore(reports).load(None).path
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import torch  # noqa: F401  (see below)
 from conftest import REPO
 
 from cnnbench.cli import main
-from cnnbench.store.result import load_run
+from cnnbench.store.run import RunStore
 
 CASES = """\
 defaults:
@@ -152,7 +152,9 @@ def test_pytest_and_cnnbench_run_agree_on_every_variant(pytester: pytest.Pyteste
     cases = REPO / "cases" / "seeds"
     target = cases if cases.is_dir() else REPO / "cases"
     main(["run", str(target), "--kind", "check", "--reports", str(tmp_path / "reports")])
-    expected = {r.variant_id: PYTEST_OUTCOME[r.status] for r in load_run(None, tmp_path / "reports").results}
+    expected = {
+        r.variant_id: PYTEST_OUTCOME[r.status] for r in RunStore(tmp_path / "reports").load(None).results
+    }
     recorder = pytester.inline_run(str(target), "-q", "-p", "no:cacheprovider")
     got: dict[str, str] = {}
     for report in recorder.getreports("pytest_runtest_logreport"):

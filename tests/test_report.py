@@ -17,7 +17,8 @@ from cnnbench.cli import main
 from cnnbench.errors import UsageError
 from cnnbench.report.junit import junit_counts
 from cnnbench.report.tables import bench_table, render_html, render_junit, render_markdown
-from cnnbench.store.result import Result, Run
+from cnnbench.store.result import Result
+from cnnbench.store.run import Run
 
 CHROMIUM = Path("/usr/bin/chromium")
 

@@ -17,7 +17,7 @@ from cnnbench.cli import main
 from cnnbench.errors import CaseFileError, UsageError
 from cnnbench.numerics.repro import find_variant, parse_variant_id, repro_snippet
 from cnnbench.numerics.runner import output_digest, run_variant
-from cnnbench.store.result import load_run
+from cnnbench.store.run import RunStore
 
 CASES = """
 cases:
@@ -207,7 +207,7 @@ def test_repro_cli_with_a_stored_run(
 ) -> None:
     cases = write_case(CASES.replace("[114, 211, 160]", "[114, 212, 160]"))
     main(["run", str(cases), "--reports", str(tmp_path / "reports")])
-    run = load_run(None, tmp_path / "reports")
+    run = RunStore(tmp_path / "reports").load(None)
     capsys.readouterr()
     assert main(["repro", "conv-k1to9[cpu-int64]", "--run", str(run.path)]) == 0
     out = capsys.readouterr().out

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from cnnbench.errors import UsageError
-from cnnbench.store.result import SCHEMA_VERSION, Result, RunWriter, columns, load_run, summary_line
+from cnnbench.store.result import SCHEMA_VERSION, Result, columns, summary_line
+from cnnbench.store.run import RunStore
 
 
 def row(i: int, status: str = "passed") -> Result:
@@ -17,15 +18,15 @@ def row(i: int, status: str = "passed") -> Result:
 
 
 def test_rows_are_on_disk_before_close(tmp_path: Path) -> None:
-    writer = RunWriter(tmp_path, {"paths": ["x"]})
+    writer = RunStore(tmp_path).create({"paths": ["x"]})
     writer.append(row(1))
     writer.append(row(2, "failed"))
     # a reader sees both rows while the run is still open, and the run is marked incomplete
-    run = load_run(None, tmp_path)
+    run = RunStore(tmp_path).load(None)
     assert [r.case_id for r in run.results] == ["c1", "c2"]
     assert not run.complete
     writer.close(complete=True)
-    run = load_run(writer.run_id, tmp_path)
+    run = RunStore(tmp_path).load(writer.run_id)
     assert run.complete
     assert run.meta["counts"] == {"passed": 1, "failed": 1}
     assert run.meta["schema_version"] == SCHEMA_VERSION
@@ -33,36 +34,36 @@ def test_rows_are_on_disk_before_close(tmp_path: Path) -> None:
 
 
 def test_latest_and_explicit_paths(tmp_path: Path) -> None:
-    first = RunWriter(tmp_path, {}, run_id="20260101-000000-aaaaaa")
+    first = RunStore(tmp_path).create({}, run_id="20260101-000000-aaaaaa")
     first.close(complete=True)
-    second = RunWriter(tmp_path, {}, run_id="20260102-000000-bbbbbb")
+    second = RunStore(tmp_path).create({}, run_id="20260102-000000-bbbbbb")
     second.close(complete=True)
-    assert load_run(None, tmp_path).run_id == "20260102-000000-bbbbbb"
-    assert load_run(str(first.path), tmp_path).run_id == "20260101-000000-aaaaaa"
+    assert RunStore(tmp_path).load(None).run_id == "20260102-000000-bbbbbb"
+    assert RunStore(tmp_path).load(str(first.path)).run_id == "20260101-000000-aaaaaa"
     with pytest.raises(UsageError, match="no stored run 'nope'"):
-        load_run("nope", tmp_path)
+        RunStore(tmp_path).load("nope")
     with pytest.raises(UsageError, match="no stored run under"):
-        load_run(None, tmp_path / "empty")
+        RunStore(tmp_path / "empty").load(None)
 
 
 def test_cut_short_last_line_is_dropped_and_counted(tmp_path: Path) -> None:
-    writer = RunWriter(tmp_path, {})
+    writer = RunStore(tmp_path).create({})
     writer.append(row(1))
     writer.close(complete=False)
     with open(writer.path / "results.jsonl", "a", encoding="utf-8") as f:
         f.write('{"variant_id": "c2[cpu')
-    run = load_run(None, tmp_path)
+    run = RunStore(tmp_path).load(None)
     assert len(run.results) == 1 and run.dropped_lines == 1
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    writer = RunWriter(tmp_path, {})
+    writer = RunStore(tmp_path).create({})
     writer.close(complete=True)
     meta = json.loads((writer.path / "meta.json").read_text())
     meta["schema_version"] = SCHEMA_VERSION + 1
     (writer.path / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(UsageError, match="newer than this cnnbench understands"):
-        load_run(None, tmp_path)
+        RunStore(tmp_path).load(None)
 
 
 def test_result_round_trip_ignores_unknown_columns() -> None:

@@ -16,7 +16,8 @@ import pytest
 
 from cnnbench.cli import main
 from cnnbench.errors import UsageError
-from cnnbench.store.result import Result, RunWriter, load_run
+from cnnbench.store.result import Result
+from cnnbench.store.run import RunStore
 
 #: Twelve cases of a convolution big enough to take a noticeable fraction of a second on a CPU, in two dtypes.
 SLOW = "defaults: {devices: [cpu], dtypes: [float64, float32]}\ncases:\n" + "".join(
@@ -132,17 +133,17 @@ def _row(variant_id: str) -> Result:
 
 
 def test_reopen_cuts_a_row_cut_short_and_appends(tmp_path: Path) -> None:
-    writer = RunWriter(tmp_path, {"paths": ["x"]}, run_id="r1")
+    writer = RunStore(tmp_path).create({"paths": ["x"]}, run_id="r1")
     writer.append(_row("a"))
     writer.close(complete=False)
     with open(writer.path / "results.jsonl", "a") as f:
         f.write('{"variant_id": "b", "case_')  # killed mid-write
-    run = load_run("r1", tmp_path)
+    run = RunStore(tmp_path).load("r1")
     assert [r.variant_id for r in run.results] == ["a"] and run.dropped_lines == 1
-    again = RunWriter.reopen(run)
+    again = RunStore.reopen(run)
     again.append(_row("b"))
     again.close(complete=True)
-    run = load_run("r1", tmp_path)
+    run = RunStore(tmp_path).load("r1")
     assert [r.variant_id for r in run.results] == ["a", "b"] and run.dropped_lines == 0
     assert run.complete and run.meta["counts"] == {"passed": 2}
     assert (tmp_path / "latest").read_text().strip() == "r1"

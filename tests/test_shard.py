@@ -13,7 +13,7 @@ from synthetic_runs import check_row, make_run
 from cnnbench.cli import main
 from cnnbench.errors import UsageError
 from cnnbench.execution.shard import Shard, merge_runs, parse_shard, shard_of, take_shard
-from cnnbench.store.result import load_run
+from cnnbench.store.run import RunStore
 
 IDS = [f"case-{i}[cpu-{d}]" for i in range(400) for d in ("float32", "float64")]
 
@@ -51,12 +51,12 @@ def test_run_shards_and_merge_equal_a_full_run(write_case: Callable[..., Path], 
     cases = write_case("defaults: {devices: [cpu], dtypes: [float32, float64]}\ncases:\n" + "\n".join(lines))
     for k in (1, 2, 3):
         assert main(["run", str(cases), "--shard", f"{k}/3", "--reports", str(tmp_path / f"s{k}")]) == 0
-    shards = [load_run(None, tmp_path / f"s{k}") for k in (1, 2, 3)]
+    shards = [RunStore(tmp_path / f"s{k}").load(None) for k in (1, 2, 3)]
     assert [r.meta["shard"] for r in shards] == ["1/3", "2/3", "3/3"]
     assert Counter(len(r.results) for r in shards).total() == 3 and sum(len(r.results) for r in shards) == 12
     out = tmp_path / "merged"
     assert main(["merge", *(str(r.path) for r in shards), "-o", str(out)]) == 0
-    merged = load_run(str(out))
+    merged = RunStore().load(str(out))
     assert merged.complete and sorted(r.variant_id for r in merged.results) == sorted(
         f"relu-{i}[cpu-{d}]" for i in range(6) for d in ("float32", "float64")
     )
@@ -68,7 +68,7 @@ def test_run_shards_and_merge_equal_a_full_run(write_case: Callable[..., Path], 
 
 def test_merge_without_a_shard_is_incomplete(tmp_path: Path) -> None:
     a = make_run(tmp_path / "a", [check_row("x")], shard="1/2")
-    merged = load_run(str(merge_runs([a], tmp_path / "m")))
+    merged = RunStore().load(str(merge_runs([a], tmp_path / "m")))
     assert not merged.complete and merged.meta["missing_shards"] == ["2/2"]
 
 
@@ -93,7 +93,7 @@ def test_merge_cli_default_output_and_errors(tmp_path: Path, capsys: pytest.Capt
     reports = tmp_path / "reports"
     assert main(["merge", str(a.path), str(b.path), "--reports", str(reports)]) == 0
     (merged_dir,) = (reports / "runs").iterdir()
-    assert len(load_run(str(merged_dir)).results) == 2
+    assert len(RunStore().load(str(merged_dir)).results) == 2
     assert "merged 2 runs, 2 variants" in capsys.readouterr().out
     assert main(["merge", str(a.path), str(a.path), "-o", str(tmp_path / "m")]) == 2
     assert main(["merge", str(a.path), "-o", str(a.path)]) == 2  # not empty: never overwrite a run

@@ -14,7 +14,8 @@ from cnnbench.cli import main
 from cnnbench.environment import capture_environment
 from cnnbench.errors import UsageError
 from cnnbench.numerics.runner import output_digest
-from cnnbench.store.result import _MIGRATIONS, SCHEMA_VERSION, columns, load_run, resolve_run
+from cnnbench.store.result import _MIGRATIONS, SCHEMA_VERSION, columns
+from cnnbench.store.run import RunStore
 
 #: A run as cnnbench wrote it before meta.json had a schema_version: rows without kind, metrics, source,
 #: examples or output_digest, and one without its variant_id.
@@ -56,7 +57,7 @@ def test_every_version_has_a_migration() -> None:
 
 
 def test_v0_run_is_migrated(tmp_path: Path) -> None:
-    run = load_run(str(_write(tmp_path / "old", V0_META, V0_ROWS)))
+    run = RunStore().load(str(_write(tmp_path / "old", V0_META, V0_ROWS)))
     assert [r.variant_id for r in run.results] == ["conv[cpu-float32]", "pool[cpu-float64]"]
     assert all(r.kind == "check" and r.metrics == {} and r.output_digest is None for r in run.results)
     assert run.meta["migrated_from"] == 0
@@ -66,7 +67,7 @@ def test_v0_run_is_migrated(tmp_path: Path) -> None:
 
 def test_v1_run_gets_an_empty_digest(tmp_path: Path) -> None:
     row = {**V0_ROWS[0], "kind": "check", "metrics": {}, "source": "", "examples": []}
-    run = load_run(str(_write(tmp_path / "v1", {**V0_META, "schema_version": 1}, [row])))
+    run = RunStore().load(str(_write(tmp_path / "v1", {**V0_META, "schema_version": 1}, [row])))
     assert run.results[0].output_digest is None and run.meta["migrated_from"] == 1
 
 
@@ -81,7 +82,7 @@ def test_migrated_run_renders_and_compares(tmp_path: Path, capsys: pytest.Captur
 def test_newer_schema_is_refused_with_a_clear_message(tmp_path: Path, version: int) -> None:
     path = _write(tmp_path / "new", {**V0_META, "schema_version": version}, V0_ROWS[:1])
     with pytest.raises(UsageError, match=f"schema_version {version} is newer than this cnnbench understands"):
-        load_run(str(path))
+        RunStore().load(str(path))
     assert main(["report", str(path)]) == 2
 
 
@@ -89,13 +90,13 @@ def test_newer_schema_is_refused_with_a_clear_message(tmp_path: Path, version: i
 def test_malformed_schema_version(tmp_path: Path, version: object) -> None:
     path = _write(tmp_path / "bad", {**V0_META, "schema_version": version}, V0_ROWS[:1])
     with pytest.raises(UsageError, match="is not a schema version"):
-        load_run(str(path))
+        RunStore().load(str(path))
 
 
 def test_reports_folder_stands_for_its_latest_run(tmp_path: Path) -> None:
     run = make_run(tmp_path / "reports" / "runs" / "r1", [check_row("x")])
     (tmp_path / "reports" / "latest").write_text("r1\n")
-    assert resolve_run(str(tmp_path / "reports"), "unused") == run.path
+    assert RunStore("unused").resolve(str(tmp_path / "reports")) == run.path
 
 
 def test_output_digest_is_bitwise() -> None:
@@ -124,7 +125,7 @@ def test_runner_stores_the_digest(write_case: Callable[..., Path], tmp_path: Pat
         """
     )
     main(["run", str(cases), "--reports", str(tmp_path)])
-    rows = {r.case_id: r for r in load_run(None, tmp_path).results}
+    rows = {r.case_id: r for r in RunStore(tmp_path).load(None).results}
     assert rows["relu"].output_digest == output_digest(torch.tensor([0.0, 2.0], dtype=torch.float32))
     assert rows["bad-shape"].output_digest is None
 

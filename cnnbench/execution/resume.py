@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnbench.errors import UsageError
-from cnnbench.store.result import Run, load_run
+from cnnbench.store.run import Run, RunStore
 
 __all__ = ["Resume", "load_resume", "run_options"]
 
@@ -38,7 +38,7 @@ def run_options(*, isolate: bool, timeout: float | None, max_case_bytes: int | N
 
 def load_resume(spec: str, reports: str | os.PathLike[str]) -> Resume:
     """The stored run spec (a run directory or id) with its selection; UsageError if it cannot be resumed."""
-    run = load_run(spec, reports)
+    run = RunStore(reports).load(spec)
     meta = run.meta
     if meta.get("migrated_from") is not None:
         raise UsageError(

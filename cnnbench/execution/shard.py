@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from cnnbench.errors import UsageError
-from cnnbench.store.result import Result, Run, count_statuses, new_run_id, save_run
+from cnnbench.store.result import Result, count_statuses
+from cnnbench.store.run import Run, RunStore
 
-__all__ = ["Shard", "merge_runs", "merged_run_dir", "parse_shard", "shard_of", "take_shard"]
+__all__ = ["Shard", "merge_runs", "parse_shard", "shard_of", "take_shard"]
 
 _SHARD_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 
@@ -104,7 +105,7 @@ def merge_runs(runs: Sequence[Run], output: str | os.PathLike[str]) -> Path:
             (str(r.meta.get("finished_at")) for r in runs if r.meta.get("finished_at")), default=None
         ),
     )
-    return save_run(Run(path=Path(output), meta=meta, results=results), output)
+    return RunStore.save(Run(path=Path(output), meta=meta, results=results), output)
 
 
 def _missing_shards(shards: Sequence[Any]) -> list[str]:
@@ -118,8 +119,3 @@ def _missing_shards(shards: Sequence[Any]) -> list[str]:
     (count,) = counts
     have = {s.index for s in parsed}
     return [str(Shard(i, count)) for i in range(1, count + 1) if i not in have]
-
-
-def merged_run_dir(root: str | os.PathLike[str]) -> Path:
-    """Where a merged run goes by default: a new run id under root/runs."""
-    return Path(root) / "runs" / new_run_id()

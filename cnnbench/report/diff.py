@@ -15,7 +15,8 @@ from rich.markup import escape
 
 from cnnbench.errors import UsageError
 from cnnbench.report.significance import P_THRESHOLD, is_different
-from cnnbench.store.result import FAILING, Result, Run
+from cnnbench.store.result import FAILING, Result
+from cnnbench.store.run import Run
 
 __all__ = [
     "CHANGE_KINDS",

@@ -13,7 +13,8 @@ import pandas as pd
 
 from cnnbench.errors import UsageError
 from cnnbench.report.tables import STATUS_ICONS, bench_display, bench_table, repro_command, status_matrix
-from cnnbench.store.result import FAILING, STATUSES, Result, Run, count_statuses, summary_line
+from cnnbench.store.result import FAILING, STATUSES, Result, count_statuses, summary_line
+from cnnbench.store.run import Run
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -8,7 +8,8 @@ from collections import Counter
 from typing import Any
 
 from cnnbench.report.tables import repro_command
-from cnnbench.store.result import Result, Run
+from cnnbench.store.result import Result
+from cnnbench.store.run import Run
 
 __all__ = ["classname", "junit_counts", "render_junit"]
 

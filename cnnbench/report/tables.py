@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cnnbench.store.result import FAILING, STATUSES, Result, Run, columns, count_statuses, summary_line
+from cnnbench.store.result import FAILING, STATUSES, Result, columns, count_statuses, summary_line
+from cnnbench.store.run import Run
 
 __all__ = [
     "BENCH_COLUMNS",

@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-
 #: Malformed case files (tests/test_corpus.py feeds them to the CLI); the cnnbench plugin must not collect them.
 collect_ignore_glob = ["corpus/*"]
 

@@ -190,7 +190,7 @@ def test_loading_does_not_import_torch() -> None:
         "import sys; from cnnbench.casefile.load import load_paths, expand; "
         "cases = load_paths(['cases']); list(expand(cases)); assert 'torch' not in sys.modules"
     )
-    from conftest import REPO
+    from repo import REPO
 
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 

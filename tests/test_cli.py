@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import REPO
+from repo import REPO
 
 CASES = """
 defaults:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from repo import REPO
 
 CORPUS = Path("tests/corpus/malformed")
 _EXPECT_RE = re.compile(rb"^# expect: (\d+)(?::(\d+))? (.+)$")

@@ -12,9 +12,9 @@ from datetime import timedelta
 from typing import Any
 
 import yaml
-from conftest import REPO
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from repo import REPO
 
 from cnnbench.casefile.format import SPEC_MODELS
 from cnnbench.casefile.load import CaseFile, load_text

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
+from repo import REPO
 from synthetic_runs import check_row, make_run
 
 from cnnbench.cli import main

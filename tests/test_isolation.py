@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from repo import REPO
 
 from cnnbench.casefile.load import Variant, expand, load_file
 from cnnbench.execution.isolation import IsolatedRunner, describe_exit

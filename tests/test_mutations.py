@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import REPO
+from repo import REPO
 
 from cnnbench.casefile.load import Variant, expand, load_paths
 from cnnbench.numerics.oracle import clear_cache

@@ -590,7 +590,7 @@ def test_gradcheck_runs_in_float64_and_catches_a_wrong_backward(monkeypatch: pyt
 
 
 def test_seed_002_learns_the_edge_kernel() -> None:
-    from conftest import REPO
+    from repo import REPO
 
     from cnnbench.casefile.load import load_file
 

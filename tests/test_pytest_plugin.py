@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch  # noqa: F401  (see below)
-from conftest import REPO
+from repo import REPO
 
 from cnnbench.cli import main
 from cnnbench.store.run import RunStore

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO
+from repo import REPO
 
 from cnnbench.casefile.load import expand, load_paths, select
 from cnnbench.cli import main

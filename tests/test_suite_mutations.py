@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import REPO
+from repo import REPO
 from test_mutations import MUTATIONS
 
 from cnnbench.casefile.load import Variant, expand, load_paths

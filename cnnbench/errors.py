@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["CaseError", "CaseFileError", "CnnbenchError", "Location", "UsageError"]
+__all__ = ["CaseError", "CaseFileError", "CnnbenchError", "Location", "UsageError", "first_line"]
 
 
 class CnnbenchError(Exception):
@@ -56,3 +56,9 @@ class CaseFileError(CnnbenchError):
     def __init__(self, errors: list[CaseError]) -> None:
         self.errors = errors
         super().__init__("\n".join(str(e) for e in errors))
+
+
+def first_line(text: str | BaseException) -> str:
+    """The first non-blank line of a message (an exception's text), stripped: torch errors can run to pages."""
+    stripped = str(text).strip()
+    return stripped.splitlines()[0] if stripped else ""

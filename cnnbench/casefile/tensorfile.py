@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any
 
 from cnnbench.casefile.format import suggest
+from cnnbench.errors import first_line
 
 if TYPE_CHECKING:
     import numpy as np
@@ -140,7 +141,9 @@ def _npy_header(path: Path, name: str) -> tuple[tuple[int, ...], str]:
         except TensorFileError:
             raise
         except (ValueError, OSError, SyntaxError, TypeError) as exc:
-            raise TensorFileError(f'"{name}" is not a valid .npy file: {_first_line(exc)}') from None
+            raise TensorFileError(
+                f'"{name}" is not a valid .npy file: {first_line(exc) or type(exc).__name__}'
+            ) from None
         offset = f.tell()
     if dtype.hasobject:
         raise TensorFileError(
@@ -170,7 +173,9 @@ def _safetensors_header(path: Path, name: str, key: str | None) -> tuple[str, tu
         tensors = {k: v for k, v in table.items() if k != "__metadata__"}
         infos = {k: (v["dtype"], tuple(v["shape"]), tuple(v["data_offsets"])) for k, v in tensors.items()}
     except (ValueError, KeyError, TypeError) as exc:
-        raise TensorFileError(f'"{name}" is not a valid .safetensors file: {_first_line(exc)}') from None
+        raise TensorFileError(
+            f'"{name}" is not a valid .safetensors file: {first_line(exc) or type(exc).__name__}'
+        ) from None
     if key is None:
         if len(infos) != 1:
             names = ", ".join(sorted(infos)) or "none"
@@ -205,11 +210,6 @@ def _check_size(path: Path, name: str, offset: int, nbytes: int) -> None:
         raise TensorFileError(
             f'"{name}" is cut short: its header promises {nbytes} bytes of data, it has {available}'
         )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def inspect_tensor_file(base_dir: str | Path, name: str, key: str | None = None) -> TensorSource:

@@ -19,7 +19,7 @@ from cnnbench.casefile.geometry import judge_output_shape
 from cnnbench.casefile.load import BenchVariant, Variant
 from cnnbench.casefile.vocabulary import DTYPES
 from cnnbench.environment import device_available
-from cnnbench.errors import CnnbenchError
+from cnnbench.errors import CnnbenchError, first_line
 from cnnbench.numerics.build import (
     build_layers,
     build_module,
@@ -124,17 +124,13 @@ def _check_error(build: Callable[[], Subject], expect: ExpectSpec) -> Check:
         call = build()
         call.fn(*call.inputs)
     except Exception as exc:
-        got = f"{type(exc).__name__}: {_first_line(str(exc))}"
+        got = f"{type(exc).__name__}: {first_line(exc)}"
         if not isinstance(exc, wanted):
             return Check(False, f"expected {want}, got {got}")
         if pattern and not re.search(pattern, str(exc)):
             return Check(False, f"expected {want}, got {got}")
         return Check(True)
     return Check(False, f"expected {want}, but the call returned normally")
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else ""
 
 
 def _check_output(out: Any, expected: Any, spec: CaseSpec) -> list[Check]:

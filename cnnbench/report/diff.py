@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from cnnbench.errors import UsageError
+from cnnbench.errors import UsageError, first_line
 from cnnbench.report.significance import P_THRESHOLD, is_different
 from cnnbench.store.result import FAILING, Result
 from cnnbench.store.run import Run
@@ -221,10 +221,6 @@ def environment_key(env: Mapping[str, Any], result: Result) -> dict[str, Any]:
     return key
 
 
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else ""
-
-
 def _err(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3g}"
 
@@ -270,7 +266,7 @@ def _compare_numerics(base: Result, new: Result, comparable: bool, out: _Collect
     if base.status != new.status:
         detail = f"{base.status} -> {new.status}"
         if new.status in FAILING and base.status not in FAILING:
-            message = _first_line(new.message)
+            message = first_line(new.message)
             out.regression(Change(vid, "status", detail + (f": {message}" if message else ""), base, new))
             return
         if base.status in FAILING and new.status not in FAILING:

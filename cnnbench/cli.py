@@ -98,8 +98,7 @@ def _select_kind(variants: list[object], kind: str) -> list[object]:
 
 
 def _check_filters(devices: Sequence[str] | None, dtypes: Sequence[str] | None) -> None:
-    from cnnbench.casefile.format import suggest
-    from cnnbench.casefile.vocabulary import DEVICE_TYPES, DTYPES
+    from cnnbench.casefile.vocabulary import DEVICE_TYPES, DTYPES, suggest
 
     for d in devices or ():
         if d.split(":")[0] not in DEVICE_TYPES:
@@ -143,7 +142,7 @@ def cmd_validate(paths: Sequence[str], max_case_bytes: str | None = None, out: C
 
 def cmd_schema(out: Console | None = None) -> int:
     """Print the case format's JSON Schema (for editors' completion and validation)."""
-    from cnnbench.casefile.format import CaseFileSpec
+    from cnnbench.casefile.schema import CaseFileSpec
 
     schema = CaseFileSpec.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from cnnbench.casefile.format import Tolerance as ToleranceSpec
+from cnnbench.casefile.format import ToleranceOverride as ToleranceSpec
 from cnnbench.numerics.checks import DEFAULT_TOLERANCES, Tolerance, check_close, check_shape, tolerance_for
 
 

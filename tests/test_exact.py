@@ -10,16 +10,12 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cnnbench.casefile.exact import (
-    PRECISION_BITS,
-    SELECT_RANGE,
-    Operand,
-    check_exact_fill,
-    plan_exact,
-)
-from cnnbench.casefile.format import FullSpec, OnesSpec, RandnSpec
+from cnnbench.casefile.exact import check_exact_fill
+from cnnbench.casefile.tensors import FullSpec, OnesSpec, RandnSpec
 from cnnbench.numerics.fill import exact_integers
 from cnnbench.numerics.oracle import _exact_values
+from cnnbench.ops.exact import SELECT_RANGE, Operand, plan_exact
+from cnnbench.ops.precision import PRECISION_BITS
 
 
 def sum_operands(k: int, *, weight: Operand | None = None, bias: bool = True) -> list[Operand]:

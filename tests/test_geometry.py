@@ -1,4 +1,4 @@
-"""The output shape every conv/pool variant is checked against (cnnbench.casefile.geometry and the runner's hook)."""
+"""The output shape every conv/pool variant is checked against (cnnbench.ops.geometry and the runner's hook)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnbench.casefile.geometry import SHAPE_MODULES, GeometryError, call_output_shape
 from cnnbench.casefile.load import expand, load_text
 from cnnbench.numerics.runner import run_variant
+from cnnbench.ops.geometry import SHAPE_MODULES, GeometryError, call_output_shape
 
 LABEL = "output shape vs convolution arithmetic"
 

@@ -18,11 +18,11 @@ from cnnbench.errors import CaseFileError
 from cnnbench.numerics import reference
 from cnnbench.numerics.oracle import clear_cache, mistrust, skip_reason
 from cnnbench.numerics.runner import run_variant
+from cnnbench.ops.catalog import MODULE_OPS
 from cnnbench.ops.lowering import (
     GRADIENT_MODULES,
     GRADIENT_OPS,
     LOWERINGS,
-    MODULE_OPS,
     REFERENCE_MODULES,
     REFERENCE_OPS,
     lower_module,

@@ -16,21 +16,15 @@ from typing import Any, ClassVar, TypeVar
 import yaml
 from pydantic import ValidationError
 
+from cnnbench.casefile.bench_format import BenchmarkDefaultsSpec, BenchmarkSpec
 from cnnbench.casefile.budget import resolve_budget
-from cnnbench.casefile.format import (
-    SPEC_MODELS,
-    BenchmarkDefaultsSpec,
-    BenchmarkSpec,
-    CaseFileSpec,
-    CaseSpec,
-    DefaultsSpec,
-    RuleSpec,
-    SweepSpec,
-    suggest,
-    tensor_shape,
-)
+from cnnbench.casefile.fields import RuleSpec
+from cnnbench.casefile.format import CaseSpec, DefaultsSpec, SweepSpec
 from cnnbench.casefile.safeyaml import CaseLoader, LimitError
+from cnnbench.casefile.schema import SPEC_MODELS, CaseFileSpec
 from cnnbench.casefile.sweep import SWEEP_KEYS, Sweep, SweepError
+from cnnbench.casefile.tensors import tensor_shape
+from cnnbench.casefile.vocabulary import suggest
 from cnnbench.errors import CaseError, CaseFileError, Location, UsageError
 
 __all__ = [

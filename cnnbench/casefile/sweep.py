@@ -11,8 +11,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cnnbench.casefile.case_shape import case_output_shape
 from cnnbench.casefile.format import CaseSpec, ErrorSpec, ExpectSpec, SweepSpec
-from cnnbench.casefile.geometry import GeometryError, case_output_shape
+from cnnbench.ops.geometry import GeometryError
 
 __all__ = ["SWEEP_KEYS", "Axis", "Sweep", "SweepError", "SweepPoint"]
 

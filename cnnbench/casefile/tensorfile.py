@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any
 
-from cnnbench.casefile.format import suggest
+from cnnbench.casefile.vocabulary import suggest
 from cnnbench.errors import first_line
 
 if TYPE_CHECKING:

@@ -7,6 +7,10 @@ runs without torch.
 
 from __future__ import annotations
 
+from difflib import get_close_matches
+
+from cnnbench.ops.catalog import ops_where
+
 __all__ = [
     "DEVICE_TYPES",
     "DTYPES",
@@ -16,94 +20,14 @@ __all__ = [
     "MODEL_NAMES",
     "MODULES",
     "TORCH_OPS",
+    "suggest",
 ]
 
-#: Ops resolved on ``torch.nn.functional``.
-FUNCTIONAL_OPS: frozenset[str] = frozenset(
-    {
-        # convolution
-        "conv1d",
-        "conv2d",
-        "conv3d",
-        "conv_transpose1d",
-        "conv_transpose2d",
-        "conv_transpose3d",
-        "unfold",
-        "fold",
-        # pooling
-        "max_pool1d",
-        "max_pool2d",
-        "max_pool3d",
-        "max_unpool1d",
-        "max_unpool2d",
-        "avg_pool1d",
-        "avg_pool2d",
-        "avg_pool3d",
-        "lp_pool1d",
-        "lp_pool2d",
-        "adaptive_avg_pool1d",
-        "adaptive_avg_pool2d",
-        "adaptive_avg_pool3d",
-        "adaptive_max_pool1d",
-        "adaptive_max_pool2d",
-        "adaptive_max_pool3d",
-        # normalisation
-        "batch_norm",
-        "instance_norm",
-        "layer_norm",
-        "group_norm",
-        "local_response_norm",
-        "normalize",
-        # linear
-        "linear",
-        "bilinear",
-        # activations
-        "relu",
-        "relu6",
-        "leaky_relu",
-        "elu",
-        "selu",
-        "celu",
-        "gelu",
-        "silu",
-        "mish",
-        "hardswish",
-        "hardsigmoid",
-        "hardtanh",
-        "sigmoid",
-        "tanh",
-        "softmax",
-        "log_softmax",
-        "softmin",
-        "softplus",
-        "softsign",
-        "logsigmoid",
-        "prelu",
-        "glu",
-        "threshold",
-        # resampling and reshaping
-        "interpolate",
-        "upsample",
-        "upsample_bilinear",
-        "upsample_nearest",
-        "pad",
-        "pixel_shuffle",
-        "pixel_unshuffle",
-        "grid_sample",
-        "affine_grid",
-        "dropout",
-        # losses used to train CNNs
-        "cross_entropy",
-        "nll_loss",
-        "mse_loss",
-        "l1_loss",
-        "binary_cross_entropy",
-        "binary_cross_entropy_with_logits",
-    }
-)
+#: Ops resolved on ``torch.nn.functional``: the catalog's (cnnbench.ops.catalog) functional ops.
+FUNCTIONAL_OPS: frozenset[str] = ops_where(lambda t: t.namespace == "functional")
 
 #: Ops resolved on ``torch`` itself (no functional form exists).
-TORCH_OPS: frozenset[str] = frozenset({"flatten", "matmul", "add", "mul", "cat", "reshape"})
+TORCH_OPS: frozenset[str] = ops_where(lambda t: t.namespace == "torch")
 
 #: Layer classes resolved on ``torch.nn``.
 MODULES: frozenset[str] = frozenset(
@@ -238,3 +162,12 @@ EXCEPTION_TYPES: frozenset[str] = frozenset(
         "OutOfMemoryError",
     }
 )
+
+
+def suggest(word: str, choices: object) -> str:
+    """Return ' (did you mean "x"?)' for the closest of choices to word, or ''."""
+    names = sorted(str(c) for c in choices)  # type: ignore[attr-defined]
+    close = get_close_matches(word, names, n=1, cutoff=0.6)
+    if not close:
+        close = [n for n in names if n.lower() == word.lower()]
+    return f' (did you mean "{close[0]}"?)' if close else ""

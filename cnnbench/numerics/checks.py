@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from cnnbench.casefile.format import Tolerance as ToleranceSpec
+from cnnbench.casefile.format import ToleranceOverride as ToleranceSpec
 
 __all__ = [
     "DEFAULT_TOLERANCES",

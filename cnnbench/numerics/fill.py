@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from cnnbench.casefile.format import (
+from cnnbench.casefile.tensors import (
     ArangeSpec,
     DataSpec,
     FileSpec,

@@ -20,12 +20,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.gradcheck import GradcheckError
 
-from cnnbench.casefile.exact import ExactPlan, case_operands, exact_op, is_generated, plan_exact
+from cnnbench.casefile.exact import case_operands, is_generated
 from cnnbench.casefile.format import CaseSpec, ToleranceSpec, TrainSpec
 from cnnbench.casefile.load import Variant
 from cnnbench.numerics.checks import Check, Tolerance, check_close
 from cnnbench.numerics.fill import exact_integers, make_tensor, torch_dtype
-from cnnbench.numerics.tolerance import UNIT_ROUNDOFF, ZERO, reference_tolerance
+from cnnbench.numerics.tolerance import ZERO, reference_tolerance
+from cnnbench.ops.catalog import traits
+from cnnbench.ops.exact import ExactPlan, exact_op, plan_exact
 from cnnbench.ops.lowering import (
     gradient_lengths,
     lower_module,
@@ -33,6 +35,7 @@ from cnnbench.ops.lowering import (
     reduction_length,
     spatial_dims,
 )
+from cnnbench.ops.precision import UNIT_ROUNDOFF
 from cnnbench.store.result import Result
 
 __all__ = [
@@ -62,19 +65,6 @@ _CACHE_SIZE = 32
 _EXACT_CACHE_SIZE = 16
 #: gradcheck compares full Jacobians up to this many input elements, and random projections (fast mode) above.
 _GRADCHECK_FULL_NUMEL = 2000
-#: Ops whose backward routes the gradient by comparing values (argmax, sign): their reference gradient is
-#: computed from the variant's own rounded inputs, because rounding can create ties that change the route.
-_ROUTING_OPS = frozenset(
-    {
-        "max_pool1d",
-        "max_pool2d",
-        "max_pool3d",
-        "adaptive_max_pool1d",
-        "adaptive_max_pool2d",
-        "adaptive_max_pool3d",
-        "relu",
-    }
-)
 #: Case args that change how torch returns a result but not what the reference computes.
 _NOT_REFERENCE_ARGS = frozenset({"dtype", "inplace"})
 _OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
@@ -526,7 +516,9 @@ def _grad_reference_checks(variant: Variant, build: Builder, result: Result | No
         grad_output = torch.randn(tuple(out.shape), generator=gen, dtype=torch.float64)
         out.backward(grad_output.to(device=out.device, dtype=out.dtype))
     positional = list(ref.positional)
-    if ref.op in _ROUTING_OPS and dtype != "float64":
+    # The backward routes the gradient by comparing values (argmax, sign): the reference gradient is computed
+    # from the variant's own rounded inputs, because rounding can create ties that change the route.
+    if traits(ref.op).routes_gradient and dtype != "float64":
         positional[0] = _numpy(subject.inputs[0])
     work = [None if a is None else a.copy() for a in positional]
     expected = GRADIENTS[ref.op](grad_output.numpy(), *work, **ref.args)

@@ -13,9 +13,10 @@ import torch
 from pydantic import TypeAdapter
 
 from cnnbench.casefile.exact import is_generated
-from cnnbench.casefile.format import (
+from cnnbench.casefile.format import CaseSpec
+from cnnbench.casefile.load import Case, Variant, expand, load_paths
+from cnnbench.casefile.tensors import (
     ArangeSpec,
-    CaseSpec,
     DataSpec,
     FileSpec,
     FullSpec,
@@ -25,10 +26,8 @@ from cnnbench.casefile.format import (
     TensorSpec,
     ZerosSpec,
     literal_shape,
-    suggest,
 )
-from cnnbench.casefile.load import Case, Variant, expand, load_paths
-from cnnbench.casefile.vocabulary import DTYPES, FUNCTIONAL_OPS
+from cnnbench.casefile.vocabulary import DTYPES, FUNCTIONAL_OPS, suggest
 from cnnbench.errors import UsageError
 from cnnbench.numerics.build import build_module, to_dtype
 from cnnbench.numerics.checks import DEFAULT_TOLERANCES, tolerance_for

@@ -14,9 +14,10 @@ import torch
 from pydantic import TypeAdapter
 from torch import nn
 
-from cnnbench.casefile.format import CaseSpec, ExpectSpec, TensorSpec
-from cnnbench.casefile.geometry import judge_output_shape
+from cnnbench.casefile.case_shape import judge_output_shape
+from cnnbench.casefile.format import CaseSpec, ExpectSpec
 from cnnbench.casefile.load import BenchVariant, Variant
+from cnnbench.casefile.tensors import TensorSpec
 from cnnbench.casefile.vocabulary import DTYPES
 from cnnbench.environment import device_available
 from cnnbench.errors import CnnbenchError, first_line

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import math
 
-from cnnbench.casefile.exact import PRECISION_BITS, SELECT_OPS
 from cnnbench.numerics.checks import Tolerance
+from cnnbench.ops.catalog import traits
+from cnnbench.ops.exact import SELECT_OPS
+from cnnbench.ops.precision import UNIT_ROUNDOFF
 
 __all__ = [
     "ACCUMULATOR",
-    "INPUT_SENSITIVE_OPS",
     "SAFETY",
-    "UNIT_ROUNDOFF",
     "ZERO",
     "reference_tolerance",
 ]
 
-#: Unit roundoff u = 2^-p of each floating dtype (p = significand bits, the implicit one included): the largest
-#: relative error of rounding one real number to the dtype.
-UNIT_ROUNDOFF: dict[str, float] = {dtype: 2.0**-bits for dtype, bits in PRECISION_BITS.items()}
 #: The dtype sums are accumulated in: half types accumulate in float32 on the CPU and in cuDNN/cuBLAS (their
 #: default math mode), so their sums grow float32 error while their inputs and outputs round to the half type.
 ACCUMULATOR: dict[str, str] = {
@@ -32,9 +29,6 @@ ACCUMULATOR: dict[str, str] = {
 #: head room for other kernels and data, while a 1e-4 relative error in a float32 conv at that K is still 6x
 #: over the tolerance.
 SAFETY = 4.0
-#: Ops whose output error is the input's rounding error amplified by the size of the input itself (softmax
-#: differences, tanh/sigmoid slopes, batch norm's centring), not only by the size of the output.
-INPUT_SENSITIVE_OPS: frozenset[str] = frozenset({"softmax", "log_softmax", "sigmoid", "tanh", "batch_norm"})
 #: Zero tolerance: what exact-by-construction inputs are checked with.
 ZERO = Tolerance(atol=0.0, rtol=0.0)
 
@@ -53,7 +47,7 @@ def reference_tolerance(
 
     The u terms are the rounding of the inputs and of the output; u_acc * sqrt(k) is the probabilistic bound on
     a k-term sum's accumulated error (Higham and Mary 2019), relative to the output's scale. Ops that only
-    select or move values (cnnbench.casefile.exact.SELECT_OPS: max pooling, relu, flatten, pad) round nothing but their
+    select or move values (cnnbench.ops.exact.SELECT_OPS: max pooling, relu, flatten, pad) round nothing but their
     inputs: rtol = u and atol = 0 (zero in float64), unless exact_data_movement is False (their gradients sum).
     Integer dtypes compare exactly.
     """
@@ -64,6 +58,6 @@ def reference_tolerance(
         return ZERO if dtype == "float64" else Tolerance(atol=0.0, rtol=u)
     u_acc = UNIT_ROUNDOFF[ACCUMULATOR[dtype]]
     atol = SAFETY * (u + u_acc * math.sqrt(max(k, 1))) * abs(scale)
-    if op in INPUT_SENSITIVE_OPS:
+    if traits(op).input_sensitive:
         atol += SAFETY * 2.0 * u * abs(input_scale)
     return Tolerance(atol=atol, rtol=SAFETY * u)

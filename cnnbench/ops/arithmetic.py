@@ -7,6 +7,8 @@ import operator
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from cnnbench.ops.catalog import traits
+
 __all__ = [
     "conv_output_size",
     "conv_transpose_output_size",
@@ -14,20 +16,6 @@ __all__ = [
     "pool_output_size",
     "same_padding",
 ]
-
-_CONV_OPS = {"conv1d": 1, "conv2d": 2, "conv3d": 3}
-_CONV_TRANSPOSE_OPS = {"conv_transpose1d": 1, "conv_transpose2d": 2, "conv_transpose3d": 3}
-_MAX_POOL_OPS = {"max_pool1d": 1, "max_pool2d": 2, "max_pool3d": 3}
-_AVG_POOL_OPS = {"avg_pool1d": 1, "avg_pool2d": 2, "avg_pool3d": 3}
-_ADAPTIVE_OPS = {
-    "adaptive_avg_pool1d": 1,
-    "adaptive_avg_pool2d": 2,
-    "adaptive_avg_pool3d": 3,
-    "adaptive_max_pool1d": 1,
-    "adaptive_max_pool2d": 2,
-    "adaptive_max_pool3d": 3,
-}
-_ELEMENTWISE_OPS = {"relu", "sigmoid", "tanh", "softmax", "log_softmax", "batch_norm"}
 
 
 def _check_positive(name: str, value: int) -> None:
@@ -158,7 +146,7 @@ def _conv_shape(op: str, nd: int, input_shape: tuple[int, ...], args: Mapping[st
     stride = _tuple(args.get("stride", 1), nd, "stride")
     dilation = _tuple(args.get("dilation", 1), nd, "dilation")
     in_channels = lead[-1]
-    if op in _CONV_OPS:
+    if traits(op).family == "conv":
         out_channels = weight_shape[0]
         if in_channels != weight_shape[1] * groups:
             raise ValueError(
@@ -208,7 +196,9 @@ def _pool_shape(op: str, nd: int, input_shape: tuple[int, ...], args: Mapping[st
     stride_arg = args.get("stride")
     stride = kernel if stride_arg is None or stride_arg in ([], ()) else _tuple(stride_arg, nd, "stride")
     pads = _tuple(args.get("padding", 0), nd, "padding")
-    dilation = _tuple(args.get("dilation", 1), nd, "dilation") if op in _MAX_POOL_OPS else (1,) * nd
+    dilation = (
+        _tuple(args.get("dilation", 1), nd, "dilation") if traits(op).family == "max_pool" else (1,) * nd
+    )
     ceil_mode = bool(args.get("ceil_mode", False))
     out = tuple(
         pool_output_size(s, k, st, p, d, ceil_mode)
@@ -277,17 +267,14 @@ def expected_output_shape(
     too). Raises ValueError for geometrically impossible configurations, as PyTorch would reject them.
     """
     input_shape = tuple(int(s) for s in input_shape)
-    if op in _CONV_OPS:
-        return _conv_shape(op, _CONV_OPS[op], input_shape, args)
-    if op in _CONV_TRANSPOSE_OPS:
-        return _conv_shape(op, _CONV_TRANSPOSE_OPS[op], input_shape, args)
-    if op in _MAX_POOL_OPS:
-        return _pool_shape(op, _MAX_POOL_OPS[op], input_shape, args)
-    if op in _AVG_POOL_OPS:
-        return _pool_shape(op, _AVG_POOL_OPS[op], input_shape, args)
-    if op in _ADAPTIVE_OPS:
-        return _adaptive_shape(op, _ADAPTIVE_OPS[op], input_shape, args)
-    if op in _ELEMENTWISE_OPS:
+    t = traits(op)
+    if t.family in ("conv", "conv_transpose"):
+        return _conv_shape(op, t.nd, input_shape, args)
+    if t.family in ("max_pool", "avg_pool"):
+        return _pool_shape(op, t.nd, input_shape, args)
+    if t.family in ("adaptive_max_pool", "adaptive_avg_pool"):
+        return _adaptive_shape(op, t.nd, input_shape, args)
+    if t.same_shape:
         return input_shape
     if op == "linear":
         weight_shape = args.get("weight_shape")

@@ -8,11 +8,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cnnbench.ops.catalog import MODULE_OPS, ops_where
+
 __all__ = [
     "GRADIENT_MODULES",
     "GRADIENT_OPS",
     "LOWERINGS",
-    "MODULE_OPS",
     "REFERENCE_MODULES",
     "REFERENCE_OPS",
     "Lowered",
@@ -23,68 +24,11 @@ __all__ = [
     "spatial_dims",
 ]
 
-#: The ops cnnbench.numerics.reference implements (its REFERENCES keys), known here without importing NumPy or the
-#: reference itself, so a case file is validated against them at load time; tests keep the two in step.
-REFERENCE_OPS: frozenset[str] = frozenset(
-    {
-        "conv1d",
-        "conv2d",
-        "conv3d",
-        "conv_transpose1d",
-        "conv_transpose2d",
-        "conv_transpose3d",
-        "max_pool1d",
-        "max_pool2d",
-        "max_pool3d",
-        "avg_pool1d",
-        "avg_pool2d",
-        "avg_pool3d",
-        "adaptive_avg_pool1d",
-        "adaptive_avg_pool2d",
-        "adaptive_avg_pool3d",
-        "adaptive_max_pool1d",
-        "adaptive_max_pool2d",
-        "adaptive_max_pool3d",
-        "batch_norm",
-        "linear",
-        "relu",
-        "sigmoid",
-        "tanh",
-        "softmax",
-        "log_softmax",
-        "flatten",
-        "interpolate",
-        "pad",
-    }
-)
+#: The ops cnnbench.numerics.reference implements (its REFERENCES keys), known here without importing NumPy or
+#: the reference itself, so a case file is validated against them at load time; tests keep the two in step.
+REFERENCE_OPS: frozenset[str] = ops_where(lambda t: t.reference)
 #: The ops whose backward (vector-Jacobian product) the reference implements (its GRADIENTS keys).
-GRADIENT_OPS: frozenset[str] = frozenset(
-    {
-        "conv1d",
-        "conv2d",
-        "conv3d",
-        "conv_transpose1d",
-        "conv_transpose2d",
-        "conv_transpose3d",
-        "linear",
-        "max_pool1d",
-        "max_pool2d",
-        "max_pool3d",
-        "avg_pool1d",
-        "avg_pool2d",
-        "avg_pool3d",
-        "adaptive_avg_pool1d",
-        "adaptive_avg_pool2d",
-        "adaptive_max_pool1d",
-        "adaptive_max_pool2d",
-        "batch_norm",
-        "relu",
-        "sigmoid",
-        "tanh",
-        "softmax",
-        "log_softmax",
-    }
-)
+GRADIENT_OPS: frozenset[str] = ops_where(lambda t: t.gradient)
 
 
 @dataclass(frozen=True)
@@ -248,26 +192,6 @@ LOWERINGS: dict[str, Callable[[Mapping[str, Any], str], Lowered]] = {
     "Upsample": _upsample(None, None),
     "UpsamplingBilinear2d": _upsample("bilinear", True),
     "UpsamplingNearest2d": _upsample("nearest", None),
-}
-#: torch.nn module -> the op it lowers to.
-MODULE_OPS: dict[str, str] = {
-    **{f"Conv{n}d": f"conv{n}d" for n in (1, 2, 3)},
-    **{f"ConvTranspose{n}d": f"conv_transpose{n}d" for n in (1, 2, 3)},
-    **{f"MaxPool{n}d": f"max_pool{n}d" for n in (1, 2, 3)},
-    **{f"AvgPool{n}d": f"avg_pool{n}d" for n in (1, 2, 3)},
-    **{f"AdaptiveAvgPool{n}d": f"adaptive_avg_pool{n}d" for n in (1, 2, 3)},
-    **{f"AdaptiveMaxPool{n}d": f"adaptive_max_pool{n}d" for n in (1, 2)},
-    **{f"BatchNorm{n}d": "batch_norm" for n in (1, 2, 3)},
-    "Linear": "linear",
-    "ReLU": "relu",
-    "Sigmoid": "sigmoid",
-    "Tanh": "tanh",
-    "Softmax": "softmax",
-    "LogSoftmax": "log_softmax",
-    "Flatten": "flatten",
-    "Upsample": "interpolate",
-    "UpsamplingBilinear2d": "interpolate",
-    "UpsamplingNearest2d": "interpolate",
 }
 #: Modules with a NumPy reference.
 REFERENCE_MODULES: frozenset[str] = frozenset(LOWERINGS)

@@ -1,4 +1,5 @@
-"""The output shape convolution arithmetic gives a case's conv, transposed-conv or pooling call (no torch)."""
+"""The output shape convolution arithmetic gives a conv, transposed-conv or pooling call, and the geometries
+PyTorch rejects (with the exception it raises). Plain names, args and shapes; no torch."""
 
 from __future__ import annotations
 
@@ -6,26 +7,19 @@ import operator
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cnnbench.casefile.format import CaseSpec, tensor_shape
 from cnnbench.ops.arithmetic import expected_output_shape
-from cnnbench.ops.lowering import MODULE_OPS, parameter_shapes
+from cnnbench.ops.catalog import MODULE_OPS, ops_where, traits
+from cnnbench.ops.lowering import parameter_shapes
 
 __all__ = [
     "SHAPE_MODULES",
     "SHAPE_OPS",
     "GeometryError",
     "call_output_shape",
-    "case_output_shape",
-    "judge_output_shape",
 ]
 
-_CONV_OPS = frozenset({"conv1d", "conv2d", "conv3d"})
-_CONV_TRANSPOSE_OPS = frozenset({"conv_transpose1d", "conv_transpose2d", "conv_transpose3d"})
-_POOL_OPS = frozenset({f"{kind}_pool{n}d" for kind in ("max", "avg") for n in (1, 2, 3)})
-_ADAPTIVE_OPS = frozenset({f"adaptive_{kind}_pool{n}d" for kind in ("max", "avg") for n in (1, 2, 3)})
-
 #: Functional ops whose output shape is checked against the arithmetic.
-SHAPE_OPS: frozenset[str] = _CONV_OPS | _CONV_TRANSPOSE_OPS | _POOL_OPS | _ADAPTIVE_OPS
+SHAPE_OPS: frozenset[str] = ops_where(lambda t: t.shape_rule)
 
 #: nn modules whose output shape is checked, and the functional op each one calls.
 SHAPE_MODULES: dict[str, str] = {m: op for m, op in MODULE_OPS.items() if op in SHAPE_OPS}
@@ -88,18 +82,19 @@ def _check_avg_pool3d(input_shape: Sequence[int], kernel: Any) -> None:
 def _functional(op: str, args: Mapping[str, Any], inputs: Sequence[Sequence[int]]) -> tuple[int, ...] | None:
     if not inputs:
         return None
-    if op in _CONV_OPS or op in _CONV_TRANSPOSE_OPS:
-        if len(inputs) < 2 or not _modelled_args(args, string_padding=op in _CONV_OPS):
+    family = traits(op).family
+    if family in ("conv", "conv_transpose"):
+        if len(inputs) < 2 or not _modelled_args(args, string_padding=family == "conv"):
             return None
         return _arithmetic(op, inputs[0], {**args, "weight_shape": tuple(inputs[1])})
-    if op in _POOL_OPS:
+    if family in ("max_pool", "avg_pool"):
         if "kernel_size" not in args or not _modelled_args(args, string_padding=False):
             return None
         shape = _arithmetic(op, inputs[0], args)
         if op == "avg_pool3d":
             _check_avg_pool3d(inputs[0], args["kernel_size"])
         return shape
-    if op in _ADAPTIVE_OPS:
+    if family in ("adaptive_max_pool", "adaptive_avg_pool"):
         size = args.get("output_size")
         ok = (
             size is None
@@ -114,7 +109,7 @@ def _conv_module(
     module: str, op: str, args: Mapping[str, Any], input_shape: Sequence[int]
 ) -> tuple[int, ...] | None:
     """nn.Conv*/ConvTranspose*: the constructor's own checks (ValueError), then the forward's (RuntimeError)."""
-    transposed = op in _CONV_TRANSPOSE_OPS
+    transposed = traits(op).family == "conv_transpose"
     c_in, c_out, kernel = args.get("in_channels"), args.get("out_channels"), args.get("kernel_size")
     if not (_is_int(c_in) and _is_int(c_out) and _is_size(kernel)):
         return None
@@ -169,7 +164,7 @@ def call_output_shape(
         if module is None or module not in SHAPE_MODULES or not input_shapes:
             return None
         target = SHAPE_MODULES[module]
-        if target in _CONV_OPS or target in _CONV_TRANSPOSE_OPS:
+        if traits(target).family in ("conv", "conv_transpose"):
             return _conv_module(module, target, args, input_shapes[0])
         return _functional(target, args, input_shapes[:1])
     except GeometryError:
@@ -177,28 +172,3 @@ def call_output_shape(
     except (TypeError, ValueError, KeyError, IndexError):
         # Arguments of a shape the checks above did not foresee: not modelled, PyTorch judges the call.
         return None
-
-
-def case_output_shape(spec: CaseSpec) -> tuple[int, ...] | None:
-    """call_output_shape for a validated case (its inputs' shapes, in the order written); None for layers."""
-    if spec.layers is not None:
-        return None
-    if spec.op not in SHAPE_OPS and spec.module not in SHAPE_MODULES:
-        return None
-    shapes = [tensor_shape(t) for t in spec.inputs.values()]
-    return call_output_shape(op=spec.op, module=spec.module, args=spec.args, input_shapes=shapes)
-
-
-def judge_output_shape(spec: CaseSpec, got: Sequence[Sequence[int]]) -> tuple[bool, str] | None:
-    """Whether the output shape(s) a call returned agree with the arithmetic: (passed, message), or None when
-    the case's call is not modelled. Every tensor of a tuple output (values and indices) has the one shape."""
-    label = "output shape vs convolution arithmetic"
-    shown = ", ".join(str(list(g)) for g in got) or "no tensor"
-    try:
-        expected = case_output_shape(spec)
-    except GeometryError as exc:
-        return False, f"{label}: the arithmetic rejects this geometry ({exc}), but the call returned {shown}"
-    if expected is None:
-        return None
-    passed = bool(got) and all(list(g) == list(expected) for g in got)
-    return passed, "" if passed else f"{label}: expected {list(expected)}, got {shown}"

@@ -1,4 +1,4 @@
-"""The command line: one function per subcommand, each taking plain arguments and returning an exit code."""
+"""The command line: parse, resolve options, call one function per subcommand, map the result to an exit code."""
 
 from __future__ import annotations
 
@@ -6,16 +6,22 @@ import argparse
 import json
 import os
 import sys
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
 from cnnbench.errors import CaseFileError, CnnbenchError, UsageError
+from cnnbench.store.run import DEFAULT_ROOT, RunStore
 
 __all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "build_parser",
     "cmd_compare",
     "cmd_list",
     "cmd_merge",
@@ -27,85 +33,36 @@ __all__ = [
     "main",
 ]
 
-#: Where runs are stored unless --reports or CNNBENCH_REPORTS says otherwise.
-DEFAULT_REPORTS = "reports"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+_DESCRIPTION = """\
+cnnbench: verification and benchmarking of PyTorch CNN layers. Declarative YAML case files state layer
+configurations and what they must produce; cnnbench runs every case on every device and dtype, checks each
+result, times the benchmarks, stores the run with its environment and reports it.
+
+examples:
+  cnnbench run cases/                       run every case, store the run, print the summary
+  cnnbench report --format markdown         render the latest stored run
+  cnnbench compare BASE NEW                 exit 1 when NEW regressed against BASE (a CI gate)
+"""
 
 
 def _reports_dir(value: str | None) -> str:
-    return value or os.environ.get("CNNBENCH_REPORTS") or DEFAULT_REPORTS
+    """The reports folder: --reports, else $CNNBENCH_REPORTS, else reports/."""
+    return value or os.environ.get("CNNBENCH_REPORTS") or DEFAULT_ROOT
 
 
-def _load_variants(
-    paths: Sequence[str],
-    keyword: str | None,
-    devices: Sequence[str] | None,
-    dtypes: Sequence[str] | None,
-    max_case_bytes: int | None = None,
-    max_time_s: float | None = None,
-) -> tuple[list[object], list[str]]:
-    """The selected variants (cases', then benchmarks'), and the ids of every case and benchmark loaded.
-
-    max_time_s (--max-time-per-case) overrides every benchmark's own time budget.
-    """
-    from cnnbench.casefile.load import BenchVariant, Variant, expand, expand_benchmarks, load_suite, select
-
-    _check_filters(devices, dtypes)
-    suite = load_suite(paths, max_case_bytes=max_case_bytes)
-    found: list[Variant | BenchVariant] = [*expand(suite.cases)]
-    found += expand_benchmarks(suite.benchmarks, max_time_s)
-    variants = select(found, keyword=keyword, devices=devices, dtypes=dtypes)
-    return list(variants), [c.id for c in suite.cases] + [b.id for b in suite.benchmarks]
+def _store(reports: str | None) -> RunStore:
+    return RunStore(_reports_dir(reports))
 
 
-#: Longest --max-time-per-case: one benchmark row must not hold a run for more than minutes.
-MAX_TIME_PER_CASE_S = 600.0
-
-
-def _run_peaks(results: Sequence[object], stored: object) -> dict[str, dict[str, float]]:
-    """The GEMM peaks the run's bench rows measured (device -> dtype -> GFLOP/s), over any already stored."""
-    from cnnbench.store.result import Result
-
-    peaks: dict[str, dict[str, float]] = {}
-    if isinstance(stored, dict):
-        peaks = {str(d): dict(v) for d, v in stored.items() if isinstance(v, dict)}
-    if any(isinstance(r, Result) and r.kind == "bench" for r in results):
-        from cnnbench.bench.runner import run_peaks
-
-        for device, by_dtype in run_peaks(r for r in results if isinstance(r, Result)).items():
-            peaks.setdefault(device, {}).update(by_dtype)
-    return peaks
-
-
-#: What --kind selects: numerics checks, benchmarks, or both.
-KINDS = ("all", "check", "bench")
-
-
-def _variant_kind(variant: object) -> str:
-    """ "bench" for a benchmark variant, "check" for a numerics one (its own kind attribute wins)."""
-    from cnnbench.casefile import load as cases
-
-    bench_type = getattr(cases, "BenchVariant", None)
-    default = "bench" if bench_type is not None and isinstance(variant, bench_type) else "check"
-    return str(getattr(variant, "kind", default))
-
-
-def _select_kind(variants: list[object], kind: str) -> list[object]:
-    """Variants of one kind: numerics checks, benchmarks, or all."""
-    if kind not in KINDS:
-        raise UsageError(f"--kind {kind}: expected one of {', '.join(KINDS)}")
-    return [v for v in variants if kind == "all" or _variant_kind(v) == kind]
-
-
-def _check_filters(devices: Sequence[str] | None, dtypes: Sequence[str] | None) -> None:
-    from cnnbench.casefile.vocabulary import DEVICE_TYPES, DTYPES, suggest
-
-    for d in devices or ():
-        if d.split(":")[0] not in DEVICE_TYPES:
-            raise UsageError(f"--device {d}: unknown device{suggest(d, DEVICE_TYPES)}")
-    for t in dtypes or ():
-        if t not in DTYPES:
-            raise UsageError(f"--dtype {t}: unknown dtype{suggest(t, DTYPES)}")
+def _write_output(text: str, output: str | None) -> None:
+    """text into the file output (its folder created), or onto stdout."""
+    if output:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
 def cmd_list(
@@ -116,10 +73,12 @@ def cmd_list(
     out: Console | None = None,
 ) -> int:
     """Print the variant ids the paths expand to, without running anything."""
+    from cnnbench.execution.session import load_variants
+
     out = out or Console(highlight=False)
-    variants, _ = _load_variants(paths, keyword, devices, dtypes)
+    variants, _ = load_variants(paths, keyword=keyword, devices=devices, dtypes=dtypes)
     for v in variants:
-        out.print(v.id, markup=False)  # type: ignore[attr-defined]
+        out.print(v.id, markup=False)
     out.print(f"{len(variants)} variants", style="dim")
     return EXIT_OK
 
@@ -127,7 +86,8 @@ def cmd_list(
 def cmd_validate(paths: Sequence[str], max_case_bytes: str | None = None, out: Console | None = None) -> int:
     """Load and validate case files without running them (max_case_bytes: the memory budget of a case)."""
     from cnnbench.casefile.budget import resolve_budget
-    from cnnbench.casefile.load import expand, expand_benchmarks, load_suite
+    from cnnbench.casefile.load import load_suite
+    from cnnbench.casefile.variants import expand, expand_benchmarks
 
     out = out or Console(highlight=False)
     suite = load_suite(paths, max_case_bytes=resolve_budget(max_case_bytes))
@@ -140,16 +100,34 @@ def cmd_validate(paths: Sequence[str], max_case_bytes: str | None = None, out: C
     return EXIT_OK
 
 
-def cmd_schema(out: Console | None = None) -> int:
+def cmd_schema() -> int:
     """Print the case format's JSON Schema (for editors' completion and validation)."""
-    from cnnbench.casefile.schema import CaseFileSpec
+    from cnnbench.casefile.schema import json_schema
 
-    schema = CaseFileSpec.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "cnnbench case file"
-    sys.stdout.write(json.dumps(schema, indent=2) + "\n")
-    del out
+    sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
     return EXIT_OK
+
+
+def _run_options(resume: Any, given: dict[str, Any]) -> Any:
+    """The RunOptions of ``cnnbench run``: from the flags, or restored from the stored run under --resume."""
+    from cnnbench.casefile.budget import resolve_budget
+    from cnnbench.execution.session import RunOptions
+
+    selection = {k: given.pop(k) for k in ("paths", "keyword", "devices", "dtypes", "shard", "kind")}
+    if resume is not None:
+        return RunOptions.restore(resume, **given)
+    devices, dtypes = selection.pop("devices"), selection.pop("dtypes")
+    return RunOptions(
+        **{k: v for k, v in selection.items() if k != "paths"},
+        paths=tuple(selection["paths"]),
+        devices=tuple(devices) if devices else None,
+        dtypes=tuple(dtypes) if dtypes else None,
+        isolate=bool(given["isolate"]),
+        timeout=given["timeout"],
+        max_case_bytes=resolve_budget(given["max_case_bytes"]),
+        threads=given["threads"],
+        max_time_per_case=given["max_time_per_case"],
+    )
 
 
 def cmd_run(
@@ -172,163 +150,45 @@ def cmd_run(
 ) -> int:
     """Run every selected variant, store the run, print the summary; exit 1 if any failed or errored.
 
-    shard "K/N" runs only the variants whose id hashes to the K-th of N shards; kind picks checks or benchmarks.
-    resume (a stored run's directory or id) runs the variants that run has no row for, with its paths, filters
-    and options, appending to it. isolate runs each variant in a worker process (a crash is an error row);
-    timeout (seconds per variant, implies isolate) turns a hang into an error row. max_case_bytes is the
-    memory budget of one case. threads sets torch's intra-op thread count for the whole run (default: torch's
-    own; recorded either way); max_time_per_case is every benchmark's time budget in seconds (default: each
-    benchmark's max_time_s). Ctrl-C or SIGTERM stops the run, keeping every finished row: exit 130 or 143.
+    The options are those of ``cnnbench run --help``; resume (a stored run's directory or id) runs the variants
+    that run has no row for, with its paths, filters and options, appending to it. Ctrl-C or SIGTERM stops
+    the run, keeping every finished row: exit 130 or 143.
     """
-    from cnnbench.casefile.budget import resolve_budget
-    from cnnbench.execution.resume import load_resume, run_options
-
-    stored = None
-    if resume is not None:
-        if paths or keyword or devices or dtypes or shard or kind != "all":
-            raise UsageError("--resume takes the paths and filters of the stored run; give no PATH or filter")
-        stored = load_resume(resume, _reports_dir(reports))
-        paths, shard = stored.paths, stored.shard
-        keyword, devices, dtypes = (stored.filters.get(k) for k in ("keyword", "devices", "dtypes"))
-        kind = stored.filters.get("kind") or "all"
-        isolate = stored.options.get("isolate") if isolate is None else isolate
-        timeout = stored.options.get("timeout") if timeout is None else timeout
-        max_case_bytes = stored.options.get("max_case_bytes") if max_case_bytes is None else max_case_bytes
-        threads = stored.options.get("threads") if threads is None else threads
-        max_time_per_case = (
-            stored.options.get("max_time_per_case") if max_time_per_case is None else max_time_per_case
-        )
-    elif not paths:
-        raise UsageError("give the case files or directories to run (or --resume RUN)")
-    budget = resolve_budget(max_case_bytes)
-    if timeout is not None and not timeout > 0:
-        raise UsageError(f"--timeout {timeout}: expected a positive number of seconds")
-    isolate = bool(isolate) or timeout is not None
-    if threads is not None and threads < 1:
-        raise UsageError(f"--threads {threads}: expected a whole number >= 1")
-    if max_time_per_case is not None and not 0 < max_time_per_case <= MAX_TIME_PER_CASE_S:
-        raise UsageError(
-            f"--max-time-per-case {max_time_per_case}: expected seconds in (0, {MAX_TIME_PER_CASE_S:g}]"
-        )
-    out = out or Console(highlight=False)
-    err = Console(stderr=True)
-    # Case files are loaded (and refused) before torch is imported, so a malformed one fails fast.
-    variants, case_ids = _load_variants(
-        paths, keyword, devices, dtypes, max_case_bytes=budget, max_time_s=max_time_per_case
-    )
-    variants = _select_kind(variants, kind)
-
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from cnnbench.bench.measure import set_threads
-    from cnnbench.casefile.load import BenchVariant, Variant, case_files_hash, estimated_seconds
-    from cnnbench.environment import capture_environment
-    from cnnbench.execution.interrupt import SignalCatcher, exit_status
-    from cnnbench.execution.isolation import IsolatedRunner
-    from cnnbench.numerics.runner import run_variant
+    from cnnbench.execution.interrupt import exit_status
+    from cnnbench.execution.resume import load_resume
+    from cnnbench.execution.session import RunSession
     from cnnbench.report.tables import print_console
-    from cnnbench.store.result import FAILING, Result
-    from cnnbench.store.run import Run, RunStore, RunWriter
+    from cnnbench.store.result import FAILING
 
-    if not variants:
-        raise UsageError("no variants selected (check the paths, -k, --device, --dtype and --kind)")
-    if shard is not None:
-        from cnnbench.execution.shard import parse_shard, take_shard
-
-        # An empty shard still stores an (empty) run, so that merging every shard's run always works.
-        variants = take_shard(variants, parse_shard(shard))
-    started = time.perf_counter()
-    # Before the environment is captured, so that it records the count in force.
-    set_threads(threads)
-    meta = {
-        "paths": list(paths),
-        "filters": {"keyword": keyword, "devices": devices, "dtypes": dtypes, "kind": kind},
-        "shard": shard,
-        "case_files_hash": case_files_hash(paths),
-        "variants_selected": len(variants),
-        "environment": capture_environment(),
-        "cwd": os.getcwd(),
-        "options": {
-            **run_options(isolate=isolate, timeout=timeout, max_case_bytes=budget),
-            # Stored only when given, so that --resume runs the rest the same way.
-            **({"threads": threads} if threads is not None else {}),
-            **({"max_time_per_case": max_time_per_case} if max_time_per_case is not None else {}),
+    if resume is not None and (paths or keyword or devices or dtypes or shard or kind != "all"):
+        raise UsageError("--resume takes the paths and filters of the stored run; give no PATH or filter")
+    stored = load_resume(resume, _reports_dir(reports)) if resume is not None else None
+    options = _run_options(
+        stored,
+        {
+            "paths": paths,
+            "keyword": keyword,
+            "devices": devices,
+            "dtypes": dtypes,
+            "shard": shard,
+            "kind": kind,
+            "isolate": isolate,
+            "timeout": timeout,
+            "max_case_bytes": max_case_bytes,
+            "threads": threads,
+            "max_time_per_case": max_time_per_case,
         },
-    }
-    earlier: list[Result] = []
-    if stored is not None:
-        if stored.run.meta.get("case_files_hash") != meta["case_files_hash"]:
-            err.print(
-                "warning: the case files changed since the run started; its finished rows stay as they are"
-            )
-        earlier = stored.run.results
-        variants = [v for v in variants if isinstance(v, Variant | BenchVariant) and v.id not in stored.done]
-        writer: RunWriter | None = RunStore.reopen(stored.run)
-        meta = writer.meta if writer is not None else meta
-    else:
-        writer = RunStore(_reports_dir(reports)).create(meta) if save else None
-    results: list[Result] = []
-    complete = False
-    execute = (
-        IsolatedRunner(timeout=timeout, max_case_bytes=budget, threads=threads, max_time_s=max_time_per_case)
-        if isolate
-        else run_variant
     )
-    signals = SignalCatcher()
-    stopped: KeyboardInterrupt | None = None
-    try:
-        with Progress(
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.fields[done]}/{task.fields[count]}"),
-            TimeRemainingColumn(),
-            console=err,
-            transient=True,
-            disable=not err.is_terminal,
-        ) as progress:
-            # The bar advances by each variant's estimated seconds, not by one: a benchmark takes seconds, a
-            # check milliseconds, so the ETA (remaining estimate / observed rate) stays right over a mix.
-            weights = [estimated_seconds(v) for v in variants if isinstance(v, Variant | BenchVariant)]
-            task = progress.add_task("running", total=sum(weights), done=0, count=len(variants))
-            for done, (variant, weight) in enumerate(zip(variants, weights, strict=True), start=1):
-                assert isinstance(variant, Variant | BenchVariant)
-                progress.update(task, description=escape(variant.id))
-                result = execute(variant)
-                results.append(result)
-                if writer is not None:
-                    writer.append(result)
-                progress.update(task, advance=weight, done=done)
-        complete = True
-    except KeyboardInterrupt as exc:
-        stopped = exc
-        resume_hint = f"; `cnnbench run --resume {writer.run_id}` runs the rest" if writer else ""
-        err.print(
-            f"interrupted: {len(results)} of {len(variants)} variants finished and kept{resume_hint}",
-            soft_wrap=True,
-        )
-    finally:
-        if isinstance(execute, IsolatedRunner):
-            execute.close(kill=not complete)
-        peaks = _run_peaks(earlier + results, meta.get("peaks"))
-        if peaks:
-            meta["peaks"] = peaks
-        if writer is not None:
-            if peaks:
-                writer.meta["peaks"] = peaks
-            writer.close(complete=complete)
-        signals.restore()
-    run = Run(
-        path=writer.path if writer else Path("."),
-        meta={**meta, "run_id": writer.run_id if writer else "unsaved", "complete": complete},
-        results=earlier + results,
-    )
-    print_console(run, out, verbose=verbose)
-    elapsed = time.perf_counter() - started
-    where = f" · saved to {writer.path}" if writer else ""
-    out.print(f"[dim]{len(results)} variants of {len(case_ids)} cases in {elapsed:.2f}s{escape(where)}[/]")
-    if not complete:
-        return exit_status(stopped) if stopped is not None else EXIT_INTERRUPTED
-    return EXIT_FAILED if any(r.status in FAILING for r in run.results) else EXIT_OK
+    out = out or Console(highlight=False)
+    session = RunSession(options, _store(reports) if save or stored else None, resume=stored)
+    outcome = session.run()
+    print_console(outcome.run, out, verbose=verbose)
+    where = f" · saved to {outcome.run.path}" if outcome.saved else ""
+    summary = f"{outcome.ran} variants of {outcome.cases} cases in {outcome.elapsed_s:.2f}s{where}"
+    out.print(f"[dim]{escape(summary)}[/]")
+    if not outcome.complete:
+        return exit_status(outcome.stopped) if outcome.stopped is not None else EXIT_INTERRUPTED
+    return EXIT_FAILED if any(r.status in FAILING for r in outcome.run.results) else EXIT_OK
 
 
 def cmd_report(
@@ -340,29 +200,15 @@ def cmd_report(
 ) -> int:
     """Render a stored run (the latest by default) as markdown, json, csv or the terminal view."""
     from cnnbench.report.tables import RENDERERS, print_console
-    from cnnbench.store.run import RunStore
 
-    loaded = RunStore(_reports_dir(reports)).load(run)
+    loaded = _store(reports).load(run)
     if fmt == "console":
         print_console(loaded, out or Console(highlight=False), verbose=True)
         return EXIT_OK
     if fmt not in RENDERERS:
         raise UsageError(f"--format {fmt}: expected one of {', '.join(sorted(RENDERERS))}, console")
-    text = RENDERERS[fmt](loaded)
-    if output:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        Path(output).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    _write_output(RENDERERS[fmt](loaded), output)
     return EXIT_OK
-
-
-def _write_output(text: str, output: str | None) -> None:
-    if output:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        Path(output).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
 def cmd_repro(
@@ -377,12 +223,11 @@ def cmd_repro(
     The case is looked up in paths; without paths, in the stored run's case file (with --run) or under cases/.
     """
     from cnnbench.numerics.repro import find_variant, repro_snippet, stored_row
-    from cnnbench.store.run import RunStore
 
     stored = None
     search = list(paths)
     if run is not None:
-        loaded = RunStore(_reports_dir(reports)).load(run)
+        loaded = _store(reports).load(run)
         stored = stored_row(loaded.results, variant_id)
         if stored is None:
             raise UsageError(f"{variant_id} is not in run {loaded.run_id}")
@@ -418,24 +263,16 @@ def cmd_compare(
         print_comparison,
         render_comparison_markdown,
     )
-    from cnnbench.store.run import RunStore
 
-    if fmt not in ("terminal", "markdown"):
-        raise UsageError(f"--format {fmt}: expected terminal or markdown")
-    if threshold < 0 or not 0 < p_threshold <= 1 or noise_floor_ms < 0:
-        raise UsageError("--threshold and --noise-floor-ms must be >= 0, --p-threshold in (0, 1]")
     thresholds = Thresholds(
         default=threshold,
         groups=tuple(parse_group_threshold(g) for g in group_thresholds or ()),
         noise_floor_ms=noise_floor_ms,
         p_threshold=p_threshold,
     )
-    root = _reports_dir(reports)
+    store = _store(reports)
     comparison = compare_runs(
-        RunStore(root).load(base),
-        RunStore(root).load(new),
-        thresholds,
-        load_allowlist(allowlist) if allowlist else None,
+        store.load(base), store.load(new), thresholds, load_allowlist(allowlist) if allowlist else None
     )
     if fmt == "markdown":
         _write_output(render_comparison_markdown(comparison), output)
@@ -455,11 +292,10 @@ def cmd_merge(
 ) -> int:
     """Combine the runs of shards into one run (stored in output, or as a new run under the reports folder)."""
     from cnnbench.execution.shard import merge_runs
-    from cnnbench.store.run import RunStore
 
-    root = _reports_dir(reports)
-    loaded = [RunStore(root).load(r) for r in runs]
-    path = merge_runs(loaded, output or RunStore(root).new_run_dir())
+    store = _store(reports)
+    loaded = [store.load(r) for r in runs]
+    path = merge_runs(loaded, output or store.new_run_dir())
     merged = RunStore().load(str(path))
     out = out or Console(highlight=False)
     state = "" if merged.complete else " (incomplete: a shard is missing or did not finish)"
@@ -467,146 +303,212 @@ def cmd_merge(
     return EXIT_OK
 
 
-def _add_filters(p: argparse.ArgumentParser, paths_nargs: str = "+") -> None:
-    p.add_argument(
-        "paths", nargs=paths_nargs, metavar="PATH", help="case files or directories (searched for *.yaml)"
+# Argument types: a bad value is refused by argparse with the flag's name, exit 2, before anything runs.
+
+
+def _number(kind: Callable[[str], Any], test: Callable[[Any], bool], expected: str) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {expected}") from None
+        if not test(value):
+            raise argparse.ArgumentTypeError(f"{text}: expected {expected}")
+        return value
+
+    return parse
+
+
+positive_int = _number(int, lambda v: v >= 1, "a whole number >= 1")
+positive_seconds = _number(float, lambda v: v > 0, "a positive number of seconds")
+non_negative = _number(float, lambda v: v >= 0, "a number >= 0")
+probability = _number(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
+
+
+def _time_per_case(text: str) -> float:
+    from cnnbench.execution.session import MAX_TIME_PER_CASE_S
+
+    seconds: float = positive_seconds(text)
+    if seconds > MAX_TIME_PER_CASE_S:
+        raise argparse.ArgumentTypeError(f"{text}: expected seconds in (0, {MAX_TIME_PER_CASE_S:g}]")
+    return seconds
+
+
+def _parents() -> dict[str, argparse.ArgumentParser]:
+    """Option groups several subcommands share, so each flag is defined once."""
+
+    def parent() -> argparse.ArgumentParser:
+        return argparse.ArgumentParser(add_help=False)
+
+    filters = parent()
+    filters.add_argument(
+        "-k",
+        dest="keyword",
+        metavar="EXPR",
+        help="pytest-style keyword expression on variant ids and targets",
     )
-    p.add_argument(
-        "-k", dest="keyword", metavar="EXPR", help="pytest-style keyword expression on variant ids"
-    )
-    p.add_argument(
+    filters.add_argument(
         "--device", dest="devices", action="append", metavar="DEVICE", help="only this device (repeat)"
     )
-    p.add_argument(
+    filters.add_argument(
         "--dtype", dest="dtypes", action="append", metavar="DTYPE", help="only this dtype (repeat)"
     )
-
-
-def _add_budget(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
+    reports = parent()
+    reports.add_argument("--reports", help="where runs are stored (default reports/ or $CNNBENCH_REPORTS)")
+    output = parent()
+    output.add_argument("-o", "--output", help="write to this file instead of stdout")
+    budget = parent()
+    budget.add_argument(
         "--max-case-bytes",
         metavar="SIZE",
         help="memory budget of one case's tensors, e.g. 512MiB or 2GB (default 1GiB or $CNNBENCH_MAX_CASE_BYTES)",
     )
+    return {"filters": filters, "reports": reports, "output": output, "budget": budget}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="cnnbench", description=__doc__)
-    from cnnbench import __version__
+def _add_run(sub: Any, p: dict[str, argparse.ArgumentParser]) -> None:
+    from cnnbench.casefile.select import KINDS
 
-    parser.add_argument("--version", action="version", version=f"cnnbench {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("run", help="run case files and store the run")
-    _add_filters(p, paths_nargs="*")
-    p.add_argument(
+    run = sub.add_parser(
+        "run", parents=[p["filters"], p["budget"], p["reports"]], help="run case files and store the run"
+    )
+    run.add_argument(
+        "paths", nargs="*", metavar="PATH", help="case files or directories (searched for *.yaml)"
+    )
+    run.add_argument(
         "--resume", metavar="RUN", help="finish a stored run (directory or id): only variants it lacks"
     )
-    p.add_argument(
+    run.add_argument(
         "--isolate",
         action="store_true",
         default=None,
         help="run each variant in a worker process (crash = error row)",
     )
-    p.add_argument(
+    run.add_argument(
         "--timeout",
-        type=float,
+        type=positive_seconds,
         metavar="SECONDS",
         help="per-variant limit; a hang becomes an error row (implies --isolate)",
     )
-    _add_budget(p)
-    p.add_argument(
-        "--reports", help=f"where runs are stored (default {DEFAULT_REPORTS}/ or $CNNBENCH_REPORTS)"
-    )
-    p.add_argument("--no-save", dest="save", action="store_false", help="do not store the run")
-    p.add_argument("-v", "--verbose", action="store_true", help="also list skipped and xfailed variants")
-    p.add_argument(
+    run.add_argument("--no-save", dest="save", action="store_false", help="do not store the run")
+    run.add_argument("-v", "--verbose", action="store_true", help="also list skipped and xfailed variants")
+    run.add_argument(
         "--shard", metavar="K/N", help="run only the K-th of N shards (stable hash of the variant id)"
     )
-    p.add_argument(
+    run.add_argument(
         "--kind", choices=KINDS, default="all", help="numerics checks, benchmarks, or all (default)"
     )
-    p.add_argument(
+    run.add_argument(
         "--threads",
-        type=int,
+        type=positive_int,
         metavar="N",
         help="torch intra-op threads for the whole run (default: torch's own; recorded either way)",
     )
-    p.add_argument(
+    run.add_argument(
         "--max-time-per-case",
-        type=float,
+        type=_time_per_case,
         metavar="SECONDS",
         help="time budget of every benchmark row (warm-up + replicates), overriding the files' max_time_s",
     )
 
-    p = sub.add_parser("list", help="print the variant ids without running")
-    _add_filters(p)
 
-    p = sub.add_parser("validate", help="check case files without running them")
-    p.add_argument("paths", nargs="+", metavar="PATH")
-    _add_budget(p)
-
-    sub.add_parser("schema", help="print the case format's JSON Schema")
-
-    p = sub.add_parser("report", help="render a stored run")
-    p.add_argument("run", nargs="?", help="run directory or id (default: the latest)")
-    p.add_argument(
-        "--format", dest="fmt", default="markdown", help="markdown, html, junit, json, csv or console"
+def _add_compare(sub: Any, p: dict[str, argparse.ArgumentParser]) -> None:
+    compare = sub.add_parser(
+        "compare", parents=[p["output"], p["reports"]], help="compare two stored runs; exit 1 on a regression"
     )
-    p.add_argument("-o", "--output", help="write to this file instead of stdout")
-    p.add_argument("--reports", help=f"where runs are stored (default {DEFAULT_REPORTS}/)")
-
-    p = sub.add_parser("repro", help="print a standalone plain-torch script reproducing one variant")
-    p.add_argument("variant_id", metavar="VARIANT_ID", help="case_id[device-dtype]")
-    p.add_argument("paths", nargs="*", metavar="PATH", help="case files or directories (default: cases/)")
-    p.add_argument("--run", help="take the case file and stored status from this run (directory or id)")
-    p.add_argument("-o", "--output", help="write to this file instead of stdout")
-    p.add_argument("--reports", help=f"where runs are stored (default {DEFAULT_REPORTS}/)")
-
-    p = sub.add_parser("compare", help="compare two stored runs; exit 1 on a regression")
-    p.add_argument("base", metavar="BASE", help="the reference run (directory or id)")
-    p.add_argument("new", metavar="NEW", help="the run to judge (directory or id)")
-    p.add_argument("--threshold", type=float, default=0.1, help="fractional change of the median that counts")
-    p.add_argument(
+    compare.add_argument("base", metavar="BASE", help="the reference run (directory or id)")
+    compare.add_argument("new", metavar="NEW", help="the run to judge (directory or id)")
+    compare.add_argument(
+        "--threshold", type=non_negative, default=0.1, help="fractional change of the median that counts"
+    )
+    compare.add_argument(
         "--group-threshold",
         dest="group_thresholds",
         action="append",
         metavar="GROUP=FRAC",
         help="threshold for rows whose target, case id, file stem or variant id matches GROUP (* ? globs)",
     )
-    p.add_argument("--noise-floor-ms", type=float, default=0.01, help="ignore median changes below this")
-    p.add_argument("--p-threshold", type=float, default=0.002, help="Mann-Whitney U significance level")
-    p.add_argument("--allowlist", metavar="FILE", help="YAML of accepted differences (variant id -> reason)")
-    p.add_argument("--format", dest="fmt", default="terminal", choices=("terminal", "markdown"))
-    p.add_argument("-o", "--output", help="write to this file instead of stdout")
-    p.add_argument("--reports", help=f"where runs are stored (default {DEFAULT_REPORTS}/)")
+    compare.add_argument(
+        "--noise-floor-ms", type=non_negative, default=0.01, help="ignore median changes below this"
+    )
+    compare.add_argument(
+        "--p-threshold", type=probability, default=0.002, help="Mann-Whitney U significance level"
+    )
+    compare.add_argument(
+        "--allowlist", metavar="FILE", help="YAML of accepted differences (variant id -> reason)"
+    )
+    compare.add_argument("--format", dest="fmt", default="terminal", choices=("terminal", "markdown"))
 
-    p = sub.add_parser("merge", help="combine the runs of shards into one run")
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories or ids")
-    p.add_argument("-o", "--output", metavar="DIR", help="directory of the merged run (default: a new run)")
-    p.add_argument("--reports", help=f"where runs are stored (default {DEFAULT_REPORTS}/)")
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    from cnnbench import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="cnnbench", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"cnnbench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = _parents()
+    _add_run(sub, p)
+
+    listing = sub.add_parser("list", parents=[p["filters"]], help="print the variant ids without running")
+    listing.add_argument(
+        "paths", nargs="+", metavar="PATH", help="case files or directories (searched for *.yaml)"
+    )
+
+    validate = sub.add_parser("validate", parents=[p["budget"]], help="check case files without running them")
+    validate.add_argument("paths", nargs="+", metavar="PATH")
+
+    sub.add_parser("schema", help="print the case format's JSON Schema")
+
+    report = sub.add_parser("report", parents=[p["output"], p["reports"]], help="render a stored run")
+    report.add_argument("run", nargs="?", help="run directory or id (default: the latest)")
+    report.add_argument(
+        "--format", dest="fmt", default="markdown", help="markdown, html, junit, json, csv or console"
+    )
+
+    repro = sub.add_parser(
+        "repro",
+        parents=[p["output"], p["reports"]],
+        help="print a standalone plain-torch script reproducing one variant",
+    )
+    repro.add_argument("variant_id", metavar="VARIANT_ID", help="case_id[device-dtype]")
+    repro.add_argument("paths", nargs="*", metavar="PATH", help="case files or directories (default: cases/)")
+    repro.add_argument("--run", help="take the case file and stored status from this run (directory or id)")
+
+    _add_compare(sub, p)
+
+    merge = sub.add_parser("merge", parents=[p["reports"]], help="combine the runs of shards into one run")
+    merge.add_argument("runs", nargs="+", metavar="RUN", help="run directories or ids")
+    merge.add_argument(
+        "-o", "--output", metavar="DIR", help="directory of the merged run (default: a new run)"
+    )
     return parser
+
+
+_COMMANDS: dict[str, Callable[..., int]] = {
+    "run": cmd_run,
+    "list": cmd_list,
+    "validate": cmd_validate,
+    "schema": cmd_schema,
+    "report": cmd_report,
+    "repro": cmd_repro,
+    "compare": cmd_compare,
+    "merge": cmd_merge,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse, dispatch, and turn every user-facing error into a message and exit 2."""
-    parser = build_parser()
-    args = vars(parser.parse_args(argv))
+    try:
+        args = vars(build_parser().parse_args(argv))
+    except SystemExit as exc:  # --help, --version, or a flag argparse refused (it printed why)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     command = args.pop("command")
-    commands = {
-        "run": cmd_run,
-        "list": cmd_list,
-        "validate": cmd_validate,
-        "schema": cmd_schema,
-        "report": cmd_report,
-        "repro": cmd_repro,
-        "compare": cmd_compare,
-        "merge": cmd_merge,
-    }
     err = Console(stderr=True, highlight=False)
     try:
-        return int(commands[command](**args))  # type: ignore[operator]
+        return int(_COMMANDS[command](**args))
     except CaseFileError as exc:
         for e in exc.errors:
             err.print(f"[red]error[/]: {escape(str(e))}", soft_wrap=True)

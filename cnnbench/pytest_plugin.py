@@ -61,7 +61,9 @@ class CaseFileNode(pytest.File):
         A benchmark variant is a BenchItem: a test function asking for pytest-benchmark's ``benchmark``
         fixture, so ``--benchmark-only`` runs exactly these (and skips the numerics items).
         """
-        from cnnbench.casefile.load import expand, expand_benchmarks, load_file, select
+        from cnnbench.casefile.load import load_file
+        from cnnbench.casefile.select import select
+        from cnnbench.casefile.variants import expand, expand_benchmarks
         from cnnbench.errors import CaseFileError as LoadError
 
         try:
@@ -114,7 +116,7 @@ class VariantItem(pytest.Item):
 
     def runtest(self) -> None:
         """Run the variant; map its status onto pytest's outcomes."""
-        from cnnbench.numerics.runner import run_variant
+        from cnnbench.execution.dispatch import run_variant
 
         result = run_variant(self.variant)
         self.result = result

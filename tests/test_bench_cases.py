@@ -18,7 +18,8 @@ import torch
 from cnnbench.bench import runner as throughput
 from cnnbench.bench import workload
 from cnnbench.bench.models import MODELS, TORCHVISION_MODELS
-from cnnbench.casefile.load import BenchVariant, estimated_seconds, expand, expand_benchmarks, load_text
+from cnnbench.casefile.load import load_text
+from cnnbench.casefile.variants import BenchVariant, estimated_seconds, expand, expand_benchmarks
 from cnnbench.casefile.vocabulary import MODEL_NAMES
 from cnnbench.cli import main
 from cnnbench.errors import CaseFileError

@@ -131,7 +131,7 @@ def test_cli_flag_and_environment(
 
 def test_budget_reaches_the_isolated_worker(write_case: Callable[..., Path]) -> None:
     """The worker loads the case file again, with the parent's budget (not its own environment's default)."""
-    from cnnbench.casefile.load import expand
+    from cnnbench.casefile.variants import expand
     from cnnbench.execution.isolation import IsolatedRunner
 
     big = THREE.replace("[4096, 4096]}", "[8192, 8192]}").replace("[12288, 4096]", "[24576, 8192]")

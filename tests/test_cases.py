@@ -7,7 +7,9 @@ import sys
 
 import pytest
 
-from cnnbench.casefile.load import expand, load_paths, load_text, select
+from cnnbench.casefile.load import load_paths, load_text
+from cnnbench.casefile.select import select
+from cnnbench.casefile.variants import expand
 from cnnbench.errors import CaseFileError, UsageError
 
 GOOD = """\
@@ -187,7 +189,7 @@ def test_rules_match_device_index_and_lists() -> None:
 
 def test_loading_does_not_import_torch() -> None:
     code = (
-        "import sys; from cnnbench.casefile.load import load_paths, expand; "
+        "import sys; from cnnbench.casefile.load import load_paths; from cnnbench.casefile.variants import expand; "
         "cases = load_paths(['cases']); list(expand(cases)); assert 'torch' not in sys.modules"
     )
     from repo import REPO

@@ -16,8 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from repo import REPO
 
-from cnnbench.casefile.load import CaseFile, load_text
+from cnnbench.casefile.load import load_text
 from cnnbench.casefile.schema import SPEC_MODELS
+from cnnbench.casefile.variants import CaseFile
 from cnnbench.errors import CaseFileError
 
 #: Generous: an example takes milliseconds, a noisy shared CI machine can stall one for a second, and a hang is

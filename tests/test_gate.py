@@ -95,14 +95,18 @@ def test_kind_filter(
 
 
 def test_benchmark_variants_are_of_kind_bench() -> None:
-    from cnnbench.casefile import load as cases
-    from cnnbench.cli import _select_kind
+    from cnnbench.casefile.load import load_text
+    from cnnbench.casefile.select import select
+    from cnnbench.casefile.variants import BenchVariant, Variant, expand, expand_benchmarks
 
-    bench_type = getattr(cases, "BenchVariant", None)
-    if bench_type is None:
-        pytest.skip("no benchmark variants in this checkout")
-    bench = object.__new__(bench_type)  # the kind comes from the type alone
-    check = object.__new__(cases.Variant)
-    assert _select_kind([bench, check], "bench") == [bench]
-    assert _select_kind([bench, check], "check") == [check]
-    assert _select_kind([bench, check], "all") == [bench, check]
+    assert BenchVariant.kind == "bench" and Variant.kind == "check"
+    loaded = load_text(
+        "cases:\n  - {id: c, op: relu, devices: [cpu], inputs: {x: [1.0]}, expect: {output: [1.0]}}\n"
+        "benchmarks:\n  - {id: b, op: relu, devices: [cpu], inputs: {x: {randn: [2, 3]}}}\n"
+    )
+    variants = [*expand(loaded.cases), *expand_benchmarks(loaded.benchmarks)]
+    assert [v.id for v in select(variants, kind="bench")] == [
+        v.id for v in variants if isinstance(v, BenchVariant)
+    ]
+    assert [v.id for v in select(variants, kind="check")] == ["c[cpu-float32]"]
+    assert len(select(variants, kind="all")) == len(variants) == 2

@@ -12,8 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnbench.casefile.load import expand, load_text
-from cnnbench.numerics.runner import run_variant
+from cnnbench.casefile.load import load_text
+from cnnbench.casefile.variants import expand
+from cnnbench.execution.dispatch import run_variant
 from cnnbench.ops.geometry import SHAPE_MODULES, GeometryError, call_output_shape
 
 LABEL = "output shape vs convolution arithmetic"

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 from repo import REPO
 
-from cnnbench.casefile.load import Variant, expand, load_file
+from cnnbench.casefile.load import load_file
+from cnnbench.casefile.variants import Variant, expand
+from cnnbench.execution.dispatch import run_variant
 from cnnbench.execution.isolation import IsolatedRunner, describe_exit
-from cnnbench.numerics.runner import run_variant
 
 FAULTS_DIR = REPO / "tests" / "faults"
 

@@ -12,12 +12,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnnbench.casefile.load import Variant, expand, load_text
+from cnnbench.casefile.load import load_text
+from cnnbench.casefile.variants import Variant, expand
 from cnnbench.cli import main
 from cnnbench.errors import CaseFileError
+from cnnbench.execution.dispatch import run_variant
 from cnnbench.numerics import reference
 from cnnbench.numerics.oracle import clear_cache, mistrust, skip_reason
-from cnnbench.numerics.runner import run_variant
 from cnnbench.ops.catalog import MODULE_OPS
 from cnnbench.ops.lowering import (
     GRADIENT_MODULES,

@@ -12,11 +12,14 @@ import pytest
 import torch
 from repo import REPO
 
-from cnnbench.casefile.load import expand, load_paths, select
+from cnnbench.casefile.load import load_paths
+from cnnbench.casefile.select import select
+from cnnbench.casefile.variants import expand
 from cnnbench.cli import main
 from cnnbench.errors import CaseFileError, UsageError
+from cnnbench.execution.dispatch import run_variant
 from cnnbench.numerics.repro import find_variant, parse_variant_id, repro_snippet
-from cnnbench.numerics.runner import output_digest, run_variant
+from cnnbench.numerics.runner import output_digest
 from cnnbench.store.run import RunStore
 
 CASES = """

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from cnnbench.casefile.load import Variant, expand, load_text
+from cnnbench.casefile.load import load_text
+from cnnbench.casefile.variants import Variant, expand
 from cnnbench.environment import device_available
-from cnnbench.numerics.runner import run_variant
+from cnnbench.execution.dispatch import run_variant
 
 CONV = """
   - id: conv

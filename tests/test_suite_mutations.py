@@ -13,9 +13,10 @@ import torch.nn.functional as F
 from repo import REPO
 from test_mutations import MUTATIONS
 
-from cnnbench.casefile.load import Variant, expand, load_paths
+from cnnbench.casefile.load import load_paths
+from cnnbench.casefile.variants import Variant, expand
+from cnnbench.execution.dispatch import run_variant
 from cnnbench.numerics.oracle import clear_cache
-from cnnbench.numerics.runner import run_variant
 
 SUITES = [REPO / "cases" / "pooling", REPO / "cases" / "shapes"]
 

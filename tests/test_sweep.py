@@ -9,9 +9,11 @@ import textwrap
 import pytest
 
 from cnnbench.casefile.format import DEFAULT_MAX_CASES
-from cnnbench.casefile.load import expand, load_text, select
+from cnnbench.casefile.load import load_text
+from cnnbench.casefile.select import select
+from cnnbench.casefile.variants import expand
 from cnnbench.errors import CaseFileError
-from cnnbench.numerics.runner import run_variant
+from cnnbench.execution.dispatch import run_variant
 
 POOL = """\
 defaults:

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from cnnbench.casefile.load import expand, load_file, load_text
+from cnnbench.casefile.load import load_file, load_text
 from cnnbench.casefile.tensorfile import TensorFileError, check_tensor_path, inspect_tensor_file
+from cnnbench.casefile.variants import expand
 from cnnbench.errors import CaseFileError
-from cnnbench.numerics.runner import run_variant
+from cnnbench.execution.dispatch import run_variant
 
 
 def _case(inputs: str, expect: str = "{shape: [2, 3]}", dtypes: str = "[float64, float32]") -> str:

@@ -15,11 +15,12 @@ from torch import nn
 from cnnbench.bench import measure as bench
 from cnnbench.bench.models import TORCHVISION_MODELS
 from cnnbench.bench.workload import Workload, build_workload, first_tensor, meta_workload, torchvision_missing
-from cnnbench.casefile.load import BenchVariant, expand_benchmarks, load_file
+from cnnbench.casefile.load import load_file
+from cnnbench.casefile.variants import BenchVariant, expand_benchmarks
 from cnnbench.environment import device_available
 from cnnbench.errors import CnnbenchError
 from cnnbench.numerics.fill import torch_dtype
-from cnnbench.numerics.runner import _describe, base_result
+from cnnbench.numerics.runner import base_result, describe_exception
 from cnnbench.store.result import Result
 
 __all__ = [
@@ -277,7 +278,7 @@ def run_benchmark(variant: BenchVariant, timing: Timing | None = None) -> Result
             flop_fwd, flop_both = count_variant_flops(variant)
         except Exception as exc:  # an op without a meta kernel: the row is still timed, without FLOP figures
             flop_fwd = flop_both = 0
-            metrics["flop_note"] = f"not counted: {_describe(exc)}"
+            metrics["flop_note"] = f"not counted: {describe_exception(exc)}"
         else:
             metrics["flop_fwd"] = flop_fwd / variant.batch
             metrics["flop_fwd_bwd"] = flop_both / variant.batch
@@ -311,7 +312,7 @@ def run_benchmark(variant: BenchVariant, timing: Timing | None = None) -> Result
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:
-        result.status, result.message = "error", _describe(exc)
+        result.status, result.message = "error", describe_exception(exc)
     else:
         result.status = "failed" if problems else "passed"
         result.message = "\n".join(problems)

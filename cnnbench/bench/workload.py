@@ -13,8 +13,8 @@ from torch.nn import functional
 
 from cnnbench.bench.models import build_model, default_input_shape
 from cnnbench.casefile.bench_format import BenchmarkSpec
-from cnnbench.casefile.load import BenchVariant
 from cnnbench.casefile.tensors import RandnSpec, tensor_shape
+from cnnbench.casefile.variants import BenchVariant
 from cnnbench.errors import CnnbenchError
 from cnnbench.numerics.build import build_layers, build_module, resolve_op
 from cnnbench.numerics.fill import make_tensor, torch_dtype

@@ -24,8 +24,9 @@ import time
 from types import TracebackType
 from typing import Any
 
-from cnnbench.casefile.load import BenchVariant, Variant
+from cnnbench.casefile.variants import BenchVariant, Variant
 from cnnbench.errors import CnnbenchError
+from cnnbench.execution.dispatch import error_result
 from cnnbench.store.result import Result
 
 __all__ = ["ZYGOTE_COMMAND", "IsolatedRunner", "describe_exit"]
@@ -203,8 +204,6 @@ class IsolatedRunner:
 
     def __call__(self, variant: Variant | BenchVariant) -> Result:
         """Run one variant in a worker and return its row; never raises for anything the variant does."""
-        from cnnbench.numerics.runner import error_result
-
         zygote, worker = self._ready_worker()
         start = time.perf_counter()
         request = {

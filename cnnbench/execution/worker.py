@@ -44,9 +44,10 @@ def _watch_parent(parent: int) -> None:
 
 def serve(channel: socket.socket) -> int:
     """Run the variants sent over channel until it closes; return the exit status."""
-    from cnnbench.casefile.load import BenchVariant, Variant, expand, expand_benchmarks, load_file
+    from cnnbench.casefile.load import load_file
+    from cnnbench.casefile.variants import BenchVariant, Variant, expand, expand_benchmarks
     from cnnbench.errors import CnnbenchError
-    from cnnbench.numerics import runner
+    from cnnbench.execution import dispatch
 
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     files: dict[tuple[str, int | None, float | None], dict[str, Variant | BenchVariant]] = {}
@@ -78,7 +79,7 @@ def serve(channel: socket.socket) -> int:
             except CnnbenchError as exc:
                 reply = {"error": f"the worker could not load the variant: {exc}"}
             else:
-                reply = {"result": runner.run_variant(variant).to_json()}
+                reply = {"result": dispatch.run_variant(variant).to_json()}
             try:
                 replies.write(json.dumps(reply, allow_nan=True) + "\n")
                 replies.flush()
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout = sys.stderr
     # Ctrl-C reaches the whole process group; the parent decides what it means and stops the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import cnnbench.numerics.runner  # noqa: F401  (torch and every op: what each fork would otherwise import again)
+    import cnnbench.execution.dispatch  # noqa: F401  (torch and every op: what each fork would otherwise import again)
 
     control.send(b"ready")
     while message := control.recv(4096):

@@ -22,7 +22,7 @@ from torch.autograd.gradcheck import GradcheckError
 
 from cnnbench.casefile.exact import case_operands, is_generated
 from cnnbench.casefile.format import CaseSpec, ToleranceSpec, TrainSpec
-from cnnbench.casefile.load import Variant
+from cnnbench.casefile.variants import Variant
 from cnnbench.numerics.checks import Check, Tolerance, check_close
 from cnnbench.numerics.fill import exact_integers, make_tensor, torch_dtype
 from cnnbench.numerics.tolerance import ZERO, reference_tolerance

@@ -14,7 +14,7 @@ from pydantic import TypeAdapter
 
 from cnnbench.casefile.exact import is_generated
 from cnnbench.casefile.format import CaseSpec
-from cnnbench.casefile.load import Case, Variant, expand, load_paths
+from cnnbench.casefile.load import load_paths
 from cnnbench.casefile.tensors import (
     ArangeSpec,
     DataSpec,
@@ -27,6 +27,7 @@ from cnnbench.casefile.tensors import (
     ZerosSpec,
     literal_shape,
 )
+from cnnbench.casefile.variants import Case, Variant, expand
 from cnnbench.casefile.vocabulary import DTYPES, FUNCTIONAL_OPS, suggest
 from cnnbench.errors import UsageError
 from cnnbench.numerics.build import build_module, to_dtype

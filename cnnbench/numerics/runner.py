@@ -7,7 +7,7 @@ import hashlib
 import re
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -16,8 +16,8 @@ from torch import nn
 
 from cnnbench.casefile.case_shape import judge_output_shape
 from cnnbench.casefile.format import CaseSpec, ExpectSpec
-from cnnbench.casefile.load import BenchVariant, Variant
 from cnnbench.casefile.tensors import TensorSpec
+from cnnbench.casefile.variants import BenchVariant, Variant
 from cnnbench.casefile.vocabulary import DTYPES
 from cnnbench.environment import device_available
 from cnnbench.errors import CnnbenchError, first_line
@@ -42,7 +42,7 @@ from cnnbench.numerics.oracle import (
 )
 from cnnbench.store.result import Result
 
-__all__ = ["error_result", "output_digest", "run_variant", "run_variants"]
+__all__ = ["apply_xfail", "base_result", "describe_exception", "output_digest", "run_check"]
 
 #: Longest error message kept in a row; torch can attach whole C++ backtraces.
 _MAX_MESSAGE_CHARS = 2000
@@ -278,7 +278,8 @@ def base_result(variant: Variant | BenchVariant) -> Result:
     )
 
 
-def _describe(exc: BaseException) -> str:
+def describe_exception(exc: BaseException) -> str:
+    """An exception as a row's message: type, text and (for errors not cnnbench's own) where it was raised."""
     text = f"{type(exc).__name__}: {exc}".strip()
     if not isinstance(exc, CnnbenchError):
         frames = traceback.extract_tb(exc.__traceback__)
@@ -290,15 +291,8 @@ def _describe(exc: BaseException) -> str:
     return text
 
 
-def run_variant(variant: Variant | BenchVariant) -> Result:
-    """Run one variant and return its row. Nothing a variant does escapes as an exception.
-
-    A benchmark variant is timed (cnnbench.bench.runner) and gets a ``bench`` row.
-    """
-    if isinstance(variant, BenchVariant):
-        from cnnbench.bench.runner import run_benchmark
-
-        return run_benchmark(variant)
+def run_check(variant: Variant) -> Result:
+    """Run one numerics variant and return its row. Nothing a variant does escapes as an exception."""
     result = base_result(variant)
     start = time.perf_counter()
     skip = variant.skip_rule
@@ -317,7 +311,7 @@ def run_variant(variant: Variant | BenchVariant) -> Result:
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:
-        result.status, result.message = "error", _describe(exc)
+        result.status, result.message = "error", describe_exception(exc)
     else:
         failed = [c for c in checks if not c.passed]
         untrusted = [c.mistrust for c in checks if c.mistrust]
@@ -327,10 +321,11 @@ def run_variant(variant: Variant | BenchVariant) -> Result:
         )
         _record_errors(result, checks)
     result.duration_s = time.perf_counter() - start
-    return _apply_xfail(result, variant)
+    return apply_xfail(result, variant)
 
 
-def _apply_xfail(result: Result, variant: Variant | BenchVariant) -> Result:
+def apply_xfail(result: Result, variant: Variant | BenchVariant) -> Result:
+    """The row with the variant's xfail rule applied: a failure or error becomes xfail, a pass xpass."""
     xfail = variant.xfail_rule
     if xfail is not None:
         result.reason = xfail.reason
@@ -340,15 +335,6 @@ def _apply_xfail(result: Result, variant: Variant | BenchVariant) -> Result:
             result.status = "xpass"
             result.message = f"expected to fail ({xfail.reason}) but passed"
     return result
-
-
-def error_result(variant: Variant | BenchVariant, message: str, duration_s: float = 0.0) -> Result:
-    """The row of a variant that could not finish (its worker crashed or timed out): an error, or an xfail
-    when the case expects this variant to fail."""
-    result = base_result(variant)
-    result.message, result.duration_s = message, duration_s
-    result.kind = getattr(variant, "kind", "check")
-    return _apply_xfail(result, variant)
 
 
 def _record_errors(result: Result, checks: Sequence[Check]) -> None:
@@ -365,16 +351,3 @@ def _record_errors(result: Result, checks: Sequence[Check]) -> None:
         result.examples = [
             {"index": list(m.index), "expected": m.expected, "got": m.got} for m in first.examples
         ]
-
-
-def run_variants(
-    variants: Iterable[Variant | BenchVariant], on_result: Callable[[Result], None] | None = None
-) -> list[Result]:
-    """Run variants in order, calling on_result after each; KeyboardInterrupt stops after the current one."""
-    results = []
-    for variant in variants:
-        result = run_variant(variant)
-        results.append(result)
-        if on_result is not None:
-            on_result(result)
-    return results

@@ -34,13 +34,13 @@ def _fault(kind: str) -> None:
 
 
 if _FAULTS and "cnnbench.execution.worker" in sys.orig_argv:
-    import cnnbench.numerics.runner
+    import cnnbench.execution.dispatch
 
-    _run_variant = cnnbench.numerics.runner.run_variant
+    _run_variant = cnnbench.execution.dispatch.run_variant
 
     def _faulty_run_variant(variant):  # type: ignore[no-untyped-def]
         if variant.id in _FAULTS:
             _fault(_FAULTS[variant.id])
         return _run_variant(variant)
 
-    cnnbench.numerics.runner.run_variant = _faulty_run_variant
+    cnnbench.execution.dispatch.run_variant = _faulty_run_variant

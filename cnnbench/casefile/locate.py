@@ -1,0 +1,182 @@
+"""YAML with line numbers: parse a case file safely, index the line and column of every node by its key path,
+and turn YAML and pydantic validation errors into ``file:line:col: key.path: message``."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from cnnbench.casefile.safeyaml import CaseLoader, LimitError
+from cnnbench.casefile.schema import SPEC_MODELS
+from cnnbench.casefile.vocabulary import suggest
+from cnnbench.errors import CaseError, Location
+
+__all__ = ["KeyPath", "Marks", "data_path", "parse_yaml", "validation_errors"]
+
+KeyPath = tuple[str | int, ...]
+"""Where a value sits in a document: mapping keys and list indexes from the top."""
+
+
+class Marks:
+    """Line and column of every node of a YAML document, keyed by its key path."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.marks: dict[KeyPath, tuple[int, int]] = {}
+        self.errors: list[CaseError] = []
+
+    def index(self, node: yaml.Node, path: KeyPath) -> None:
+        # CaseLoader has bounded the depth and the expanded node count, so this recursion is bounded too.
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                key_line = key_node.start_mark.line + 1
+                if not isinstance(key_node, yaml.ScalarNode):
+                    self.errors.append(
+                        CaseError("a key must be a plain string", self.location(path, key_node.start_mark))
+                    )
+                    continue
+                key = key_node.value
+                child = (*path, key)
+                if key in seen:
+                    self.errors.append(
+                        CaseError(
+                            f'duplicate key "{key}" (first at line {seen[key]})',
+                            self.location(child, key_node.start_mark),
+                        )
+                    )
+                seen.setdefault(key, key_line)
+                self.marks[child] = (key_line, key_node.start_mark.column + 1)
+                self.index(value_node, child)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                child = (*path, i)
+                self.marks[child] = (item.start_mark.line + 1, item.start_mark.column + 1)
+                self.index(item, child)
+
+    def location(self, path: KeyPath, mark: yaml.Mark | None = None) -> Location:
+        if mark is not None:
+            return Location(self.file, mark.line + 1, mark.column + 1, _format_path(path))
+        for n in range(len(path), -1, -1):
+            if path[:n] in self.marks:
+                line, col = self.marks[path[:n]]
+                return Location(self.file, line, col, _format_path(path))
+        return Location(self.file, 1, 1, _format_path(path))
+
+
+def _format_path(path: KeyPath) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def parse_yaml(text: str, file: str) -> tuple[Any, Marks]:
+    marks = Marks(file)
+    try:
+        loader = CaseLoader(text)
+    except yaml.reader.ReaderError as exc:
+        # Raised for a non-printable character before any token is read; position indexes text.
+        line = text.count("\n", 0, exc.position) + 1
+        col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        char = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
+        raise CaseError(
+            f"invalid YAML: the control character {char} is not allowed (write it escaped in a quoted string)",
+            Location(file, line, col),
+        ) from None
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise CaseError("the file is empty; expected a mapping with a cases: list", Location(file, 1, 1))
+        marks.index(node, ())
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or str(exc)
+        if ("end of stream" in problem or "<stream end>" in problem) and exc.context_mark is not None:
+            # Something never closed (a quote, a bracket): point at where it opened, not at the file's end.
+            mark = exc.context_mark
+        tag_match = re.search(r"constructor for the tag '([^']*)'", problem)
+        if isinstance(exc, LimitError):
+            problem = f"refused: {problem}"
+        elif "found character '\\t' that cannot start any token" in problem:
+            problem = "invalid YAML: a tab character; YAML indents with spaces only"
+        elif tag_match:
+            tag = tag_match.group(1).replace("tag:yaml.org,2002:", "!!")
+            problem = f"the tag {tag} is not allowed: case files are plain data (safe YAML only)"
+        else:
+            problem = f"invalid YAML: {problem}"
+            if exc.context:
+                problem += f" ({exc.context})"
+        mark = mark or loader.get_mark()
+        raise CaseError(problem, Location(file, mark.line + 1, mark.column + 1)) from None
+    except yaml.YAMLError as exc:
+        mark = loader.get_mark()
+        raise CaseError(f"invalid YAML: {exc}", Location(file, mark.line + 1, mark.column + 1)) from None
+    except (RecursionError, ValueError, TypeError, OverflowError) as exc:
+        # Backstop: CaseLoader bounds depth and converts its own value errors, so this is not expected.
+        mark = loader.get_mark()
+        raise CaseError(
+            f"cannot read this YAML: {exc}", Location(file, mark.line + 1, mark.column + 1)
+        ) from None
+    finally:
+        loader.dispose()
+    return data, marks
+
+
+def validation_errors(exc: ValidationError, raw: Any, base: KeyPath, marks: Marks) -> list[CaseError]:
+    errors = []
+    for err in exc.errors(include_url=False):
+        kind = err["type"]
+        loc = data_path(raw, err["loc"], keep_last=kind == "missing")
+        path = (*base, *loc)
+        if kind == "extra_forbidden":
+            key = str(loc[-1])
+            allowed = _fields_for(_lookup(raw, loc[:-1]))
+            message = (
+                f'unknown key "{key}"{suggest(key, allowed)}; expected one of: {", ".join(sorted(allowed))}'
+            )
+        elif kind == "missing":
+            message = f'missing required key "{loc[-1]}"'
+        elif kind in ("value_error", "assertion_error"):
+            message = str(err["msg"]).removeprefix("Value error, ")
+        else:
+            found = err.get("input")
+            shown = repr(found) if not isinstance(found, dict | list) else type(found).__name__
+            if len(shown) > 60:
+                shown = shown[:57] + "..."
+            message = f"{err['msg']}; found {shown}"
+        errors.append(CaseError(message, marks.location(path)))
+    return errors
+
+
+def _lookup(raw: Any, path: KeyPath) -> Any:
+    for part in path:
+        raw = raw[part]
+    return raw
+
+
+def data_path(raw: Any, loc: tuple[Any, ...], *, keep_last: bool) -> KeyPath:
+    """The part of a pydantic error location that indexes the data (pydantic adds union tags in between)."""
+    out: list[str | int] = []
+    cur = raw
+    for i, part in enumerate(loc):
+        nxt = loc[i + 1] if i + 1 < len(loc) else None
+        in_dict = isinstance(cur, dict) and part in cur and not (nxt is not None and nxt in cur)
+        in_list = isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)
+        if in_dict or in_list:
+            out.append(part)
+            cur = cur[part]
+        elif keep_last and i == len(loc) - 1:
+            out.append(part)
+    return tuple(out)
+
+
+def _fields_for(parent: Any) -> set[str]:
+    """The keys allowed in the mapping parent: those of the spec model that shares most of its keys."""
+    keys = set(parent) if isinstance(parent, dict) else set()
+    best = max(SPEC_MODELS, key=lambda m: len(keys & set(m.model_fields)))
+    return set(best.model_fields)

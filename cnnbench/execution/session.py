@@ -1,0 +1,325 @@
+"""The run session: the options of a run (``RunOptions``, which ``--resume`` restores), the variants they select,
+and the loop that executes them, stores each row as it finishes and stops cleanly on Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from cnnbench.casefile.budget import resolve_budget
+from cnnbench.casefile.load import case_files_hash, load_suite
+from cnnbench.casefile.select import check_filters, select
+from cnnbench.casefile.variants import AnyVariant, estimated_seconds, expand, expand_benchmarks
+from cnnbench.errors import UsageError
+from cnnbench.execution.resume import Resume
+from cnnbench.execution.shard import parse_shard, take_shard
+from cnnbench.store.result import Result
+from cnnbench.store.run import Run, RunStore, RunWriter
+
+__all__ = ["MAX_TIME_PER_CASE_S", "RunOptions", "RunOutcome", "RunSession", "load_variants"]
+
+#: Longest --max-time-per-case: one benchmark row must not hold a run for more than minutes.
+MAX_TIME_PER_CASE_S = 600.0
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything that decides what a run selects and how it runs each variant.
+
+    Stored in the run's meta.json (paths, filters, shard, options), so ``--resume`` restores the same value.
+    """
+
+    paths: tuple[str, ...]
+    keyword: str | None = None
+    devices: tuple[str, ...] | None = None
+    dtypes: tuple[str, ...] | None = None
+    kind: str = "all"
+    """check, bench or all."""
+    shard: str | None = None
+    """K/N: only the variants whose id hashes to the K-th of N shards."""
+    isolate: bool = False
+    """Run each variant in a worker process (a crash is an error row); implied by timeout."""
+    timeout: float | None = None
+    """Seconds per variant before its worker is killed (an error row)."""
+    max_case_bytes: int = field(default_factory=resolve_budget)
+    """The memory budget of one case's tensors."""
+    threads: int | None = None
+    """torch's intra-op threads for the whole run (None: torch's own)."""
+    max_time_per_case: float | None = None
+    """Every benchmark's time budget in seconds (None: each benchmark's max_time_s)."""
+
+    def __post_init__(self) -> None:
+        if not self.paths:
+            raise UsageError("give the case files or directories to run (or --resume RUN)")
+        if self.timeout is not None and not self.timeout > 0:
+            raise UsageError(f"--timeout {self.timeout}: expected a positive number of seconds")
+        if self.threads is not None and self.threads < 1:
+            raise UsageError(f"--threads {self.threads}: expected a whole number >= 1")
+        limit = self.max_time_per_case
+        if limit is not None and not 0 < limit <= MAX_TIME_PER_CASE_S:
+            raise UsageError(f"--max-time-per-case {limit}: expected seconds in (0, {MAX_TIME_PER_CASE_S:g}]")
+        check_filters(self.devices, self.dtypes, self.kind)
+        if self.timeout is not None and not self.isolate:
+            object.__setattr__(self, "isolate", True)
+
+    @classmethod
+    def restore(cls, resume: Resume, **overrides: Any) -> RunOptions:
+        """The options a stored run was started with; overrides that are not None win (e.g. --isolate)."""
+        stored = resume.options
+        filters = resume.filters
+        values: dict[str, Any] = {
+            "paths": tuple(resume.paths),
+            "keyword": filters.get("keyword"),
+            "devices": _tuple(filters.get("devices")),
+            "dtypes": _tuple(filters.get("dtypes")),
+            "kind": filters.get("kind") or "all",
+            "shard": resume.shard,
+            "isolate": bool(stored.get("isolate")),
+            "timeout": stored.get("timeout"),
+            "max_case_bytes": resolve_budget(stored.get("max_case_bytes")),
+            "threads": stored.get("threads"),
+            "max_time_per_case": stored.get("max_time_per_case"),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "max_case_bytes" in overrides and overrides["max_case_bytes"] is not None:
+            values["max_case_bytes"] = resolve_budget(overrides["max_case_bytes"])
+        return cls(**values)
+
+    def meta(self) -> dict[str, Any]:
+        """The keys of meta.json that describe the selection and options (the stored-run schema's)."""
+        return {
+            "paths": list(self.paths),
+            "filters": {
+                "keyword": self.keyword,
+                "devices": _list(self.devices),
+                "dtypes": _list(self.dtypes),
+                "kind": self.kind,
+            },
+            "shard": self.shard,
+            "options": {
+                "isolate": self.isolate,
+                "timeout": self.timeout,
+                "max_case_bytes": self.max_case_bytes,
+                # Stored only when given, so that --resume runs the rest the same way.
+                **({"threads": self.threads} if self.threads is not None else {}),
+                **(
+                    {"max_time_per_case": self.max_time_per_case}
+                    if self.max_time_per_case is not None
+                    else {}
+                ),
+            },
+        }
+
+
+def _tuple(value: Any) -> tuple[str, ...] | None:
+    return tuple(str(v) for v in value) if value else None
+
+
+def _list(value: tuple[str, ...] | None) -> list[str] | None:
+    return list(value) if value is not None else None
+
+
+def load_variants(
+    paths: Sequence[str],
+    *,
+    keyword: str | None = None,
+    devices: Sequence[str] | None = None,
+    dtypes: Sequence[str] | None = None,
+    kind: str = "all",
+    max_case_bytes: int | None = None,
+    max_time_s: float | None = None,
+) -> tuple[list[AnyVariant], list[str]]:
+    """The selected variants (cases', then benchmarks'), and the ids of every case and benchmark loaded.
+
+    max_time_s (--max-time-per-case) overrides every benchmark's own time budget. No torch import.
+    """
+    check_filters(devices, dtypes, kind)
+    suite = load_suite(paths, max_case_bytes=max_case_bytes)
+    found: list[AnyVariant] = [*expand(suite.cases), *expand_benchmarks(suite.benchmarks, max_time_s)]
+    variants = select(found, keyword=keyword, devices=devices, dtypes=dtypes, kind=kind)
+    return variants, [c.id for c in suite.cases] + [b.id for b in suite.benchmarks]
+
+
+@dataclass
+class RunOutcome:
+    """What a session did: the run (earlier rows of a resumed run included) and how it ended."""
+
+    run: Run
+    ran: int
+    """Variants executed by this session."""
+    cases: int
+    """Cases and benchmarks loaded."""
+    elapsed_s: float
+    complete: bool
+    stopped: KeyboardInterrupt | None = None
+    """The interruption that stopped the run early, if any."""
+    saved: bool = True
+
+
+Executor = Callable[[AnyVariant], Result]
+
+
+class RunSession:
+    """One ``cnnbench run``: select the variants of options, execute them, store and return the rows."""
+
+    def __init__(
+        self,
+        options: RunOptions,
+        store: RunStore | None,
+        *,
+        resume: Resume | None = None,
+        err: Console | None = None,
+    ) -> None:
+        self.options = options
+        self.store = store
+        """Where the run is stored; None: not stored (``--no-save``)."""
+        self.resume = resume
+        self.err = err or Console(stderr=True)
+        # Case files are loaded (and refused) before torch is imported, so a malformed one fails fast.
+        variants, case_ids = load_variants(
+            options.paths,
+            keyword=options.keyword,
+            devices=options.devices,
+            dtypes=options.dtypes,
+            kind=options.kind,
+            max_case_bytes=options.max_case_bytes,
+            max_time_s=options.max_time_per_case,
+        )
+        if not variants:
+            raise UsageError("no variants selected (check the paths, -k, --device, --dtype and --kind)")
+        if options.shard is not None:
+            # An empty shard still stores an (empty) run, so that merging every shard's run always works.
+            variants = take_shard(variants, parse_shard(options.shard))
+        self.variants = variants
+        self.case_ids = case_ids
+
+    def _meta(self) -> dict[str, Any]:
+        from cnnbench.bench.measure import set_threads
+        from cnnbench.environment import capture_environment
+
+        # Before the environment is captured, so that it records the count in force.
+        set_threads(self.options.threads)
+        return {
+            **self.options.meta(),
+            "case_files_hash": case_files_hash(self.options.paths),
+            "variants_selected": len(self.variants),
+            "environment": capture_environment(),
+            "cwd": os.getcwd(),
+        }
+
+    def _open(self, meta: dict[str, Any]) -> tuple[RunWriter | None, list[Result], list[AnyVariant]]:
+        """The writer, the rows already stored (resume) and the variants still to run."""
+        if self.resume is None:
+            writer = self.store.create(meta) if self.store is not None else None
+            return writer, [], self.variants
+        if self.resume.run.meta.get("case_files_hash") != meta["case_files_hash"]:
+            self.err.print(
+                "warning: the case files changed since the run started; its finished rows stay as they are"
+            )
+        done = self.resume.done
+        todo = [v for v in self.variants if v.id not in done]
+        return RunStore.reopen(self.resume.run), self.resume.run.results, todo
+
+    def _executor(self) -> Executor:
+        if not self.options.isolate:
+            from cnnbench.execution.dispatch import run_variant
+
+            return run_variant
+        from cnnbench.execution.isolation import IsolatedRunner
+
+        o = self.options
+        return IsolatedRunner(
+            timeout=o.timeout,
+            max_case_bytes=o.max_case_bytes,
+            threads=o.threads,
+            max_time_s=o.max_time_per_case,
+        )
+
+    def run(self) -> RunOutcome:
+        """Execute every selected variant still to run; Ctrl-C or SIGTERM stops after the current one, keeping
+        every finished row (the outcome says complete: False)."""
+        from cnnbench.execution.interrupt import SignalCatcher
+
+        started = time.perf_counter()
+        meta = self._meta()
+        writer, earlier, todo = self._open(meta)
+        if writer is not None:
+            meta = writer.meta
+        results: list[Result] = []
+        execute = self._executor()
+        signals = SignalCatcher()
+        complete, stopped = False, None
+        try:
+            self._loop(todo, execute, writer, results)
+            complete = True
+        except KeyboardInterrupt as exc:
+            stopped = exc
+            hint = f"; `cnnbench run --resume {writer.run_id}` runs the rest" if writer else ""
+            self.err.print(
+                f"interrupted: {len(results)} of {len(todo)} variants finished and kept{hint}", soft_wrap=True
+            )
+        finally:
+            close = getattr(execute, "close", None)
+            if close is not None:
+                close(kill=not complete)
+            _store_peaks(meta, earlier + results)
+            if writer is not None:
+                writer.close(complete=complete)
+            signals.restore()
+        run = Run(
+            path=writer.path if writer else Path("."),
+            meta={**meta, "run_id": writer.run_id if writer else "unsaved", "complete": complete},
+            results=earlier + results,
+        )
+        elapsed = time.perf_counter() - started
+        return RunOutcome(
+            run, len(results), len(self.case_ids), elapsed, complete, stopped, writer is not None
+        )
+
+    def _loop(
+        self, todo: list[AnyVariant], execute: Executor, writer: RunWriter | None, results: list[Result]
+    ) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        with Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[done]}/{task.fields[count]}"),
+            TimeRemainingColumn(),
+            console=self.err,
+            transient=True,
+            disable=not self.err.is_terminal,
+        ) as progress:
+            # The bar advances by each variant's estimated seconds, not by one: a benchmark takes seconds, a
+            # check milliseconds, so the ETA (remaining estimate / observed rate) stays right over a mix.
+            weights = [estimated_seconds(v) for v in todo]
+            task = progress.add_task("running", total=sum(weights), done=0, count=len(todo))
+            for done, (variant, weight) in enumerate(zip(todo, weights, strict=True), start=1):
+                progress.update(task, description=escape(variant.id))
+                result = execute(variant)
+                results.append(result)
+                if writer is not None:
+                    writer.append(result)
+                progress.update(task, advance=weight, done=done)
+
+
+def _store_peaks(meta: dict[str, Any], results: list[Result]) -> None:
+    """The GEMM peaks the run's bench rows measured (device -> dtype -> GFLOP/s), over any already stored."""
+    stored = meta.get("peaks")
+    peaks: dict[str, dict[str, float]] = {}
+    if isinstance(stored, dict):
+        peaks = {str(d): dict(v) for d, v in stored.items() if isinstance(v, dict)}
+    if any(r.kind == "bench" for r in results):
+        from cnnbench.bench.runner import run_peaks
+
+        for device, by_dtype in run_peaks(results).items():
+            peaks.setdefault(device, {}).update(by_dtype)
+    if peaks:
+        meta["peaks"] = peaks

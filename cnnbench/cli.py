@@ -227,7 +227,7 @@ def cmd_run(
     from cnnbench.execution.interrupt import SignalCatcher, exit_status
     from cnnbench.execution.isolation import IsolatedRunner
     from cnnbench.numerics.runner import run_variant
-    from cnnbench.report.tables import print_console
+    from cnnbench.report.console import print_console
     from cnnbench.store.result import FAILING, Result
     from cnnbench.store.run import Run, RunStore, RunWriter
 
@@ -339,22 +339,16 @@ def cmd_report(
     reports: str | None = None,
     out: Console | None = None,
 ) -> int:
-    """Render a stored run (the latest by default) as markdown, json, csv or the terminal view."""
-    from cnnbench.report.tables import RENDERERS, print_console
+    """Render a stored run (the latest by default) as markdown, html, junit, json, csv or the terminal view."""
+    from cnnbench.report.console import print_console
+    from cnnbench.report.render import CONSOLE, render
     from cnnbench.store.run import RunStore
 
     loaded = RunStore(_reports_dir(reports)).load(run)
-    if fmt == "console":
+    if fmt == CONSOLE:
         print_console(loaded, out or Console(highlight=False), verbose=True)
         return EXIT_OK
-    if fmt not in RENDERERS:
-        raise UsageError(f"--format {fmt}: expected one of {', '.join(sorted(RENDERERS))}, console")
-    text = RENDERERS[fmt](loaded)
-    if output:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        Path(output).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    _write_output(render(loaded, fmt), output)
     return EXIT_OK
 
 
@@ -403,23 +397,29 @@ def cmd_compare(
     group_thresholds: Sequence[str] | None = None,
     noise_floor_ms: float = 0.01,
     p_threshold: float = 0.002,
+    accepted: str | None = None,
     allowlist: str | None = None,
     fmt: str = "terminal",
     output: str | None = None,
     reports: str | None = None,
     out: Console | None = None,
 ) -> int:
-    """Compare two stored runs; exit 1 if anything regressed (numerics or speed) that the allowlist does not
-    accept."""
-    from cnnbench.report.diff import (
-        Thresholds,
-        compare_runs,
-        load_allowlist,
-        parse_group_threshold,
-        print_comparison,
-        render_comparison_markdown,
-    )
+    """Compare two stored runs; exit 1 if anything regressed (numerics or speed) that no accepted difference
+    covers. allowlist is the old name of accepted (read for one release, with a deprecation message)."""
+    from cnnbench.report.accepted import load_accepted, resolve_path
+    from cnnbench.report.console import print_comparison
+    from cnnbench.report.diff import Thresholds, compare_runs, parse_group_threshold
+    from cnnbench.report.markdown import render_comparison_markdown
     from cnnbench.store.run import RunStore
+
+    if allowlist is not None:
+        if accepted is not None:
+            raise UsageError("--allowlist is the old name of --accepted: give only --accepted")
+        print("warning: --allowlist is deprecated; use --accepted", file=sys.stderr)
+        accepted = allowlist
+    accepted_path, deprecation = resolve_path(accepted) if accepted else (None, "")
+    if deprecation:
+        print(f"warning: {deprecation}", file=sys.stderr)
 
     if fmt not in ("terminal", "markdown"):
         raise UsageError(f"--format {fmt}: expected terminal or markdown")
@@ -436,7 +436,7 @@ def cmd_compare(
         RunStore(root).load(base),
         RunStore(root).load(new),
         thresholds,
-        load_allowlist(allowlist) if allowlist else None,
+        load_accepted(accepted_path) if accepted_path else None,
     )
     if fmt == "markdown":
         _write_output(render_comparison_markdown(comparison), output)
@@ -578,7 +578,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--noise-floor-ms", type=float, default=0.01, help="ignore median changes below this")
     p.add_argument("--p-threshold", type=float, default=0.002, help="Mann-Whitney U significance level")
-    p.add_argument("--allowlist", metavar="FILE", help="YAML of accepted differences (variant id -> reason)")
+    p.add_argument("--accepted", metavar="FILE", help="YAML of accepted differences (variant id -> reason)")
+    # --accepted's old name, still read for one release (cmd_compare prints a deprecation message).
+    p.add_argument("--allowlist", metavar="FILE", help=argparse.SUPPRESS)
     p.add_argument("--format", dest="fmt", default="terminal", choices=("terminal", "markdown"))
     p.add_argument("-o", "--output", help="write to this file instead of stdout")
     p.add_argument("--reports", help=f"where runs are stored (default {DEFAULT_REPORTS}/)")

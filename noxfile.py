@@ -1,8 +1,8 @@
 """The numerics gate across PyTorch versions: one nox session per torch version (see docs/ci-gate.md).
 
 ``nox -s gate-2.14.1 gate-2.13.0`` stores one run per version under reports/gate-<version>/; then
-``cnnbench compare reports/gate-2.14.1 reports/gate-2.13.0 --allowlist gate/allowlist.yaml`` fails on any
-difference the allowlist does not explain. A version equal to the torch already installed where nox runs (the
+``cnnbench compare reports/gate-2.14.1 reports/gate-2.13.0 --accepted gate/accepted.yaml`` fails on any
+difference the accepted ones do not explain. A version equal to the torch already installed where nox runs (the
 project's .venv in CI) reuses that environment instead of installing torch again (5.6 GB, ~1.5 min); every other
 version gets its own virtualenv with only torch, cnnbench (--no-deps) and cnnbench's light dependencies:
 never torchvision, which the numerics gate must not need.

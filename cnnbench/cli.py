@@ -157,7 +157,7 @@ def cmd_run(
     from cnnbench.execution.interrupt import exit_status
     from cnnbench.execution.resume import load_resume
     from cnnbench.execution.session import RunSession
-    from cnnbench.report.tables import print_console
+    from cnnbench.report.console import print_console
     from cnnbench.store.result import FAILING
 
     if resume is not None and (paths or keyword or devices or dtypes or shard or kind != "all"):
@@ -198,16 +198,15 @@ def cmd_report(
     reports: str | None = None,
     out: Console | None = None,
 ) -> int:
-    """Render a stored run (the latest by default) as markdown, json, csv or the terminal view."""
-    from cnnbench.report.tables import RENDERERS, print_console
+    """Render a stored run (the latest by default) as markdown, html, junit, json, csv or the terminal view."""
+    from cnnbench.report.console import print_console
+    from cnnbench.report.render import CONSOLE, render
 
     loaded = _store(reports).load(run)
-    if fmt == "console":
+    if fmt == CONSOLE:
         print_console(loaded, out or Console(highlight=False), verbose=True)
         return EXIT_OK
-    if fmt not in RENDERERS:
-        raise UsageError(f"--format {fmt}: expected one of {', '.join(sorted(RENDERERS))}, console")
-    _write_output(RENDERERS[fmt](loaded), output)
+    _write_output(render(loaded, fmt), output)
     return EXIT_OK
 
 
@@ -247,23 +246,28 @@ def cmd_compare(
     group_thresholds: Sequence[str] | None = None,
     noise_floor_ms: float = 0.01,
     p_threshold: float = 0.002,
+    accepted: str | None = None,
     allowlist: str | None = None,
     fmt: str = "terminal",
     output: str | None = None,
     reports: str | None = None,
     out: Console | None = None,
 ) -> int:
-    """Compare two stored runs; exit 1 if anything regressed (numerics or speed) that the allowlist does not
-    accept."""
-    from cnnbench.report.diff import (
-        Thresholds,
-        compare_runs,
-        load_allowlist,
-        parse_group_threshold,
-        print_comparison,
-        render_comparison_markdown,
-    )
+    """Compare two stored runs; exit 1 if anything regressed (numerics or speed) that no accepted difference
+    covers. allowlist is the old name of accepted (read for one release, with a deprecation message)."""
+    from cnnbench.report.accepted import load_accepted, resolve_path
+    from cnnbench.report.console import print_comparison
+    from cnnbench.report.diff import Thresholds, compare_runs, parse_group_threshold
+    from cnnbench.report.markdown import render_comparison_markdown
 
+    if allowlist is not None:
+        if accepted is not None:
+            raise UsageError("--allowlist is the old name of --accepted: give only --accepted")
+        print("warning: --allowlist is deprecated; use --accepted", file=sys.stderr)
+        accepted = allowlist
+    accepted_path, deprecation = resolve_path(accepted) if accepted else (None, "")
+    if deprecation:
+        print(f"warning: {deprecation}", file=sys.stderr)
     thresholds = Thresholds(
         default=threshold,
         groups=tuple(parse_group_threshold(g) for g in group_thresholds or ()),
@@ -272,7 +276,10 @@ def cmd_compare(
     )
     store = _store(reports)
     comparison = compare_runs(
-        store.load(base), store.load(new), thresholds, load_allowlist(allowlist) if allowlist else None
+        store.load(base),
+        store.load(new),
+        thresholds,
+        load_accepted(accepted_path) if accepted_path else None,
     )
     if fmt == "markdown":
         _write_output(render_comparison_markdown(comparison), output)
@@ -435,8 +442,10 @@ def _add_compare(sub: Any, p: dict[str, argparse.ArgumentParser]) -> None:
         "--p-threshold", type=probability, default=0.002, help="Mann-Whitney U significance level"
     )
     compare.add_argument(
-        "--allowlist", metavar="FILE", help="YAML of accepted differences (variant id -> reason)"
+        "--accepted", metavar="FILE", help="YAML of accepted differences (variant id -> reason)"
     )
+    # --accepted's old name, still read for one release (cmd_compare prints a deprecation message).
+    compare.add_argument("--allowlist", metavar="FILE", help=argparse.SUPPRESS)
     compare.add_argument("--format", dest="fmt", default="terminal", choices=("terminal", "markdown"))
 
 

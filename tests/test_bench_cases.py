@@ -23,7 +23,7 @@ from cnnbench.casefile.variants import BenchVariant, estimated_seconds, expand, 
 from cnnbench.casefile.vocabulary import MODEL_NAMES
 from cnnbench.cli import main
 from cnnbench.errors import CaseFileError
-from cnnbench.report.tables import render_markdown
+from cnnbench.report.markdown import render_markdown
 from cnnbench.store.result import Result
 from cnnbench.store.run import RunStore
 

@@ -1,5 +1,5 @@
-"""The CI gate's pieces: the allowlist file, the noxfile sessions, the GitHub workflow, --kind, and that the
-numerics path never imports torchvision (the gate's venvs do not have it)."""
+"""The CI gate's pieces: the accepted-differences file, the noxfile sessions, the GitHub workflow, --kind, gate/run's
+closing line, and that the numerics path never imports torchvision (the gate's venvs do not have it)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from repo import REPO
 from synthetic_runs import check_row, make_run
 
 from cnnbench.cli import main
-from cnnbench.report.diff import load_allowlist
+from cnnbench.report.accepted import load_accepted
 
 CASE = """
 cases:
@@ -23,9 +23,36 @@ cases:
 """
 
 
-def test_allowlist_file_is_valid() -> None:
-    allowlist = load_allowlist(REPO / "gate" / "allowlist.yaml")
-    assert all(entry.reason for entry in allowlist.entries)
+def test_accepted_file_is_valid() -> None:
+    accepted = load_accepted(REPO / "gate" / "accepted.yaml")
+    assert all(entry.reason for entry in accepted.entries)
+
+
+def test_gate_script_compares_with_the_accepted_file() -> None:
+    script = (REPO / "gate" / "run").read_text()
+    assert "accepted=gate/accepted.yaml" in script and script.count('--accepted "$accepted"') == 2
+    assert "--allowlist" not in script
+
+
+def test_gate_closing_line_counts_every_version_s_run(tmp_path: Path) -> None:
+    # The closing line's Python once imported a load_run that the store no longer had, so gate/run failed last.
+    script = (REPO / "gate" / "run").read_text()
+    code = script.split("<<'PY'\n", 1)[1].split("\nPY\n", 1)[0]
+    make_run(tmp_path / "reports" / "gate-1.0", [check_row("a"), check_row("b", status="xfail")])
+    make_run(
+        tmp_path / "reports" / "gate-2.0", [check_row("a", status="error"), check_row("b", status="xpass")]
+    )
+    done = subprocess.run(
+        [sys.executable, "-", "1.0", "2.0"],
+        check=False,
+        input=code,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout == "gate: 2 passed, 1 failed, 1 skipped\n"
 
 
 @pytest.mark.skipif(importlib.util.find_spec("nox") is None, reason="nox is not installed (dev extra)")

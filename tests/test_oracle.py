@@ -729,7 +729,7 @@ def test_verbose_console_says_why_a_variant_is_mistrusted() -> None:
 
     from rich.console import Console
 
-    from cnnbench.report.tables import print_console
+    from cnnbench.report.console import print_console
     from cnnbench.store.run import Run
 
     results = list(

@@ -4,42 +4,31 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.markup import escape
-
 from cnnbench.errors import UsageError, first_line
+from cnnbench.report.accepted import Accepted, AcceptedEntry
+from cnnbench.report.change import Change
+from cnnbench.report.pattern import variant_pattern
 from cnnbench.report.significance import P_THRESHOLD, is_different
 from cnnbench.store.result import FAILING, Result
 from cnnbench.store.run import Run
 
 __all__ = [
-    "CHANGE_KINDS",
-    "Allowlist",
-    "Change",
     "Comparison",
     "Thresholds",
     "compare_runs",
     "environment_key",
-    "load_allowlist",
     "parse_group_threshold",
-    "print_comparison",
-    "render_comparison_markdown",
 ]
 
-#: What a change can be about: a status, elements outside tolerance, the output's bits, or the speed.
-CHANGE_KINDS = ("status", "tolerance", "bitwise", "perf")
 #: Default fractional threshold on the ratio of medians (asv's default factor is 1.1 as well).
 DEFAULT_THRESHOLD = 0.1
 #: Differences in median below this are timer resolution and scheduling noise, whatever the ratio says.
 DEFAULT_NOISE_FLOOR_MS = 0.01
-#: Variants listed per section before the rest is counted.
-_MAX_LISTED = 50
 #: Environment keys that make numerics or speed on the CPU differ between machines (torch's own version is
 #: what a comparison across versions is about, so it is not among them).
 _CPU_KEYS = ("cpu_model", "cpu_capability", "num_threads", "mkldnn_enabled", "torch_debug")
@@ -71,16 +60,9 @@ class Thresholds:
         """The fractional threshold for this row."""
         names = (result.target, result.case_id, Path(result.file).stem, result.variant_id)
         for pattern, fraction in self.groups:
-            if any(_glob(pattern).fullmatch(name) for name in names):
+            if any(variant_pattern(pattern).fullmatch(name) for name in names):
                 return fraction
         return self.default
-
-
-def _glob(pattern: str) -> re.Pattern[str]:
-    """Shell-style * and ? only: variant ids contain brackets, which fnmatch would read as a character class."""
-    return re.compile(
-        ".*".join(".".join(re.escape(p) for p in part.split("?")) for part in pattern.split("*"))
-    )
 
 
 def parse_group_threshold(text: str) -> tuple[str, float]:
@@ -95,93 +77,6 @@ def parse_group_threshold(text: str) -> tuple[str, float]:
     return group, fraction
 
 
-@dataclass(frozen=True)
-class AllowEntry:
-    """One accepted difference: a variant id (or * pattern), why, and which kinds of change it covers."""
-
-    pattern: str
-    reason: str
-    kinds: tuple[str, ...] = CHANGE_KINDS
-
-
-@dataclass
-class Allowlist:
-    """Known, explained differences between runs; a regression they match is reported as allowed."""
-
-    entries: list[AllowEntry] = field(default_factory=list)
-    used: set[str] = field(default_factory=set)
-
-    def match(self, variant_id: str, kind: str) -> AllowEntry | None:
-        """The first entry covering this variant and kind of change (marked used)."""
-        for entry in self.entries:
-            if kind in entry.kinds and _glob(entry.pattern).fullmatch(variant_id):
-                self.used.add(entry.pattern)
-                return entry
-        return None
-
-    @property
-    def unused(self) -> list[AllowEntry]:
-        """Entries that matched nothing: stale, and worth deleting."""
-        return [e for e in self.entries if e.pattern not in self.used]
-
-
-def load_allowlist(path: str | Path) -> Allowlist:
-    """Read an allowlist file: ``allow:`` maps a variant id (or * pattern) to a reason, or to
-    ``{reason: ..., changes: [bitwise, ...]}`` to accept only those kinds of change."""
-    import yaml
-
-    p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"--allowlist {p}: cannot read ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise UsageError(f"--allowlist {p}: invalid YAML ({exc})") from None
-    if data is None:
-        return Allowlist()
-    if not isinstance(data, dict) or set(data) - {"allow"}:
-        raise UsageError(f"--allowlist {p}: expected a mapping with one key, allow:")
-    allow = data.get("allow") or {}
-    if not isinstance(allow, dict):
-        raise UsageError(f"--allowlist {p}: allow: must map variant ids to reasons")
-    entries = []
-    for pattern, value in allow.items():
-        kinds: Sequence[str] = CHANGE_KINDS
-        if isinstance(value, dict):
-            reason = value.get("reason")
-            kinds = value.get("changes", CHANGE_KINDS)
-            extra = set(value) - {"reason", "changes"}
-            bad = [k for k in kinds if k not in CHANGE_KINDS] if isinstance(kinds, list) else [kinds]
-            if extra or bad:
-                raise UsageError(
-                    f"--allowlist {p}: {pattern}: keys are reason and changes (a list of "
-                    f"{', '.join(CHANGE_KINDS)})"
-                )
-        else:
-            reason = value
-        if not isinstance(reason, str) or not reason.strip():
-            raise UsageError(f"--allowlist {p}: {pattern}: every entry needs a reason")
-        entries.append(AllowEntry(str(pattern), reason.strip(), tuple(kinds)))
-    return Allowlist(entries)
-
-
-@dataclass(frozen=True)
-class Change:
-    """One difference between the base and the new row of a variant."""
-
-    variant_id: str
-    kind: str
-    """One of CHANGE_KINDS."""
-    detail: str
-    base: Result | None = None
-    new: Result | None = None
-    ratio: float | None = None
-    """new / base median time, for perf changes."""
-    p_value: float | None = None
-    allowed: str = ""
-    """The allowlist's reason, when the change is an accepted one."""
-
-
 @dataclass
 class Comparison:
     """Every difference between two runs, sorted into what fails a gate and what does not."""
@@ -191,6 +86,7 @@ class Comparison:
     regressions: list[Change] = field(default_factory=list)
     improvements: list[Change] = field(default_factory=list)
     allowed: list[Change] = field(default_factory=list)
+    """Regressions that an accepted difference covers (each with its reason)."""
     not_comparable: list[Change] = field(default_factory=list)
     """Rows whose environment keys differ: the bitwise and perf comparisons were not made."""
     status_changes: list[Change] = field(default_factory=list)
@@ -199,12 +95,31 @@ class Comparison:
     only_in_new: list[str] = field(default_factory=list)
     compared: int = 0
     warnings: list[str] = field(default_factory=list)
-    unused_allowlist: list[AllowEntry] = field(default_factory=list)
+    unused_accepted: list[AcceptedEntry] = field(default_factory=list)
+    """Accepted differences that matched no change: stale entries."""
 
     @property
     def regressed(self) -> bool:
-        """True when anything got worse and is not allowlisted: the gate fails."""
+        """True when anything got worse and is not an accepted difference: the gate fails."""
         return bool(self.regressions)
+
+    def summary(self) -> str:
+        """The counts in one line: regressions, improvements, allowed, not comparable, compared."""
+        parts = [
+            f"{len(self.regressions)} regressions",
+            f"{len(self.improvements)} improvements",
+            f"{len(self.allowed)} allowed differences",
+            f"{len(self.not_comparable)} not comparable",
+            f"{self.compared} variants compared",
+        ]
+        return ", ".join(parts)
+
+    def not_comparable_by_detail(self) -> dict[str, list[Change]]:
+        """The rows not compared, grouped by which environment keys differed (most runs have one group)."""
+        out: dict[str, list[Change]] = {}
+        for change in self.not_comparable:
+            out.setdefault(change.detail, []).append(change)
+        return out
 
 
 def environment_key(env: Mapping[str, Any], result: Result) -> dict[str, Any]:
@@ -223,6 +138,11 @@ def environment_key(env: Mapping[str, Any], result: Result) -> dict[str, Any]:
 
 def _err(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3g}"
+
+
+def _err_change(base: Result, new: Result) -> str:
+    """How the max abs error against the expected values moved: "0.01 -> 0.5"."""
+    return f"{_err(base.max_abs_err)} -> {_err(new.max_abs_err)}"
 
 
 def _times(result: Result) -> list[float]:
@@ -245,20 +165,18 @@ def _median(result: Result) -> float | None:
 
 
 class _Collector:
-    def __init__(self, comparison: Comparison, allowlist: Allowlist) -> None:
+    """Files each change under its list: a regression that an accepted difference covers is allowed instead."""
+
+    def __init__(self, comparison: Comparison, accepted: Accepted) -> None:
         self.comparison = comparison
-        self.allowlist = allowlist
+        self.accepted = accepted
 
     def regression(self, change: Change) -> None:
-        entry = self.allowlist.match(change.variant_id, change.kind)
+        entry = self.accepted.match(change.variant_id, change.kind)
         if entry is None:
             self.comparison.regressions.append(change)
         else:
-            self.comparison.allowed.append(_with_reason(change, entry.reason))
-
-
-def _with_reason(change: Change, reason: str) -> Change:
-    return dataclasses.replace(change, allowed=reason)
+            self.comparison.allowed.append(dataclasses.replace(change, allowed=entry.reason))
 
 
 def _compare_numerics(base: Result, new: Result, comparable: bool, out: _Collector) -> None:
@@ -277,12 +195,12 @@ def _compare_numerics(base: Result, new: Result, comparable: bool, out: _Collect
     if new_bad > 0 and base_bad == 0 and base.max_abs_err is not None:
         detail = (
             f"{new_bad} of {new.numel} elements now outside tolerance (max abs err "
-            f"{_err(base.max_abs_err)} -> {_err(new.max_abs_err)}; atol {_err(new.atol)}, rtol {_err(new.rtol)})"
+            f"{_err_change(base, new)}; atol {_err(new.atol)}, rtol {_err(new.rtol)})"
         )
         out.regression(Change(vid, "tolerance", detail, base, new))
         return
     if base_bad > 0 and new_bad == 0 and new.max_abs_err is not None and base.status == new.status:
-        detail = f"back within tolerance (max abs err {_err(base.max_abs_err)} -> {_err(new.max_abs_err)})"
+        detail = f"back within tolerance (max abs err {_err_change(base, new)})"
         out.comparison.improvements.append(Change(vid, "tolerance", detail, base, new))
     if (
         comparable
@@ -293,7 +211,7 @@ def _compare_numerics(base: Result, new: Result, comparable: bool, out: _Collect
     ):
         detail = (
             f"output no longer bitwise equal ({base.output_digest} -> {new.output_digest}; max abs err vs "
-            f"expected {_err(base.max_abs_err)} -> {_err(new.max_abs_err)})"
+            f"expected {_err_change(base, new)})"
         )
         out.regression(Change(vid, "bitwise", detail, base, new))
 
@@ -330,11 +248,24 @@ def _compare_perf(base: Result, new: Result, thresholds: Thresholds, out: _Colle
         out.comparison.improvements.append(change)
 
 
+def _run_warnings(base: Run, new: Run) -> list[str]:
+    """What makes the whole comparison less telling: runs cut short, unreadable rows, other case files."""
+    warnings = []
+    for run, name in ((base, "base"), (new, "new")):
+        if not run.complete:
+            warnings.append(f"the {name} run {run.run_id} is incomplete: some variants never ran")
+        if run.dropped_lines:
+            warnings.append(f"the {name} run {run.run_id} has {run.dropped_lines} unreadable rows")
+    if base.meta.get("case_files_hash") != new.meta.get("case_files_hash"):
+        warnings.append("the runs used different case files (case_files_hash differs)")
+    return warnings
+
+
 def compare_runs(
     base: Run,
     new: Run,
     thresholds: Thresholds | None = None,
-    allowlist: Allowlist | None = None,
+    accepted: Accepted | None = None,
 ) -> Comparison:
     """Every difference from base to new, per variant present in both.
 
@@ -342,16 +273,9 @@ def compare_runs(
     the machines; bitwise equality and speed only between rows whose environment keys are equal.
     """
     thresholds = thresholds or Thresholds()
-    allowlist = allowlist or Allowlist()
-    comparison = Comparison(base_id=base.run_id, new_id=new.run_id)
-    out = _Collector(comparison, allowlist)
-    for run, name in ((base, "base"), (new, "new")):
-        if not run.complete:
-            comparison.warnings.append(f"the {name} run {run.run_id} is incomplete: some variants never ran")
-        if run.dropped_lines:
-            comparison.warnings.append(f"the {name} run {run.run_id} has {run.dropped_lines} unreadable rows")
-    if base.meta.get("case_files_hash") != new.meta.get("case_files_hash"):
-        comparison.warnings.append("the runs used different case files (case_files_hash differs)")
+    accepted = accepted or Accepted()
+    comparison = Comparison(base_id=base.run_id, new_id=new.run_id, warnings=_run_warnings(base, new))
+    out = _Collector(comparison, accepted)
     base_rows = {r.variant_id: r for r in base.results}
     new_rows = {r.variant_id: r for r in new.results}
     comparison.only_in_base = sorted(set(base_rows) - set(new_rows))
@@ -372,105 +296,5 @@ def compare_runs(
         _compare_numerics(base_row, new_row, comparable, out)
         if comparable and base_row.kind == "bench" and new_row.kind == "bench":
             _compare_perf(base_row, new_row, thresholds, out)
-    comparison.unused_allowlist = allowlist.unused
+    comparison.unused_accepted = accepted.unused
     return comparison
-
-
-def _grouped(changes: Iterable[Change]) -> dict[str, list[Change]]:
-    out: dict[str, list[Change]] = {}
-    for change in changes:
-        out.setdefault(change.detail, []).append(change)
-    return out
-
-
-def _summary(c: Comparison) -> str:
-    parts = [
-        f"{len(c.regressions)} regressions",
-        f"{len(c.improvements)} improvements",
-        f"{len(c.allowed)} allowed differences",
-        f"{len(c.not_comparable)} not comparable",
-        f"{c.compared} variants compared",
-    ]
-    return ", ".join(parts)
-
-
-def render_comparison_markdown(c: Comparison) -> str:
-    """The comparison as markdown (fits a GitHub job summary)."""
-    verdict = "❌ regressions found" if c.regressed else "✅ no regressions"
-    lines = [f"# cnnbench compare `{c.base_id}` → `{c.new_id}`: {verdict}", "", f"**{_summary(c)}**", ""]
-    lines += [f"> ⚠️ {w}" for w in c.warnings]
-    if c.warnings:
-        lines.append("")
-
-    def table(title: str, changes: list[Change], with_reason: bool = False) -> None:
-        if not changes:
-            return
-        lines.extend([f"## {title} ({len(changes)})", ""])
-        header = "| variant | change | detail |" + (" reason |" if with_reason else "")
-        lines.extend([header, "|---|---|---|" + ("---|" if with_reason else "")])
-        for ch in changes[:_MAX_LISTED]:
-            row = f"| `{ch.variant_id}` | {ch.kind} | {_md(ch.detail)} |"
-            lines.append(row + (f" {_md(ch.allowed)} |" if with_reason else ""))
-        if len(changes) > _MAX_LISTED:
-            lines.append(f"\n... and {len(changes) - _MAX_LISTED} more")
-        lines.append("")
-
-    table("Regressions", c.regressions)
-    table("Improvements", c.improvements)
-    table("Allowed differences", c.allowed, with_reason=True)
-    table("Other status changes", c.status_changes)
-    if c.not_comparable:
-        lines.extend([f"## Not comparable ({len(c.not_comparable)})", ""])
-        lines.append("Environment keys differ, so bitwise and performance comparisons were skipped:")
-        lines.append("")
-        for detail, changes in _grouped(c.not_comparable).items():
-            lines.append(f"- {len(changes)} rows: {_md(detail)}")
-        lines.append("")
-    for title, ids in (("Only in the base run", c.only_in_base), ("Only in the new run", c.only_in_new)):
-        if ids:
-            shown = ", ".join(f"`{i}`" for i in ids[:_MAX_LISTED])
-            more = f" ... and {len(ids) - _MAX_LISTED} more" if len(ids) > _MAX_LISTED else ""
-            lines.extend([f"## {title} ({len(ids)})", "", shown + more, ""])
-    if c.unused_allowlist:
-        lines.extend(["## Unused allowlist entries", ""])
-        lines.extend(f"- `{e.pattern}`: {_md(e.reason)}" for e in c.unused_allowlist)
-        lines.append("")
-    return "\n".join(lines)
-
-
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def print_comparison(c: Comparison, console: Console) -> None:
-    """The comparison in the terminal: regressions first, then the rest, then the verdict line."""
-    for w in c.warnings:
-        console.print(f"[yellow]warning:[/] {escape(w)}")
-
-    def section(title: str, style: str, changes: list[Change]) -> None:
-        if not changes:
-            return
-        console.print(f"[bold {style}]{title} ({len(changes)})[/]")
-        for ch in changes[:_MAX_LISTED]:
-            reason = f"  [dim]allowed: {escape(ch.allowed)}[/]" if ch.allowed else ""
-            console.print(
-                f"  {escape(ch.variant_id)} [dim]{ch.kind}[/] {escape(ch.detail)}{reason}", soft_wrap=True
-            )
-        if len(changes) > _MAX_LISTED:
-            console.print(f"  ... and {len(changes) - _MAX_LISTED} more")
-
-    section("Regressions", "red", c.regressions)
-    section("Improvements", "green", c.improvements)
-    section("Allowed differences", "yellow", c.allowed)
-    section("Other status changes", "cyan", c.status_changes)
-    if c.not_comparable:
-        console.print(f"[bold]Not comparable ({len(c.not_comparable)})[/]")
-        for detail, changes in _grouped(c.not_comparable).items():
-            console.print(f"  {len(changes)} rows: {escape(detail)}")
-    for title, ids in (("only in base", c.only_in_base), ("only in new", c.only_in_new)):
-        if ids:
-            console.print(f"[dim]{len(ids)} variants {title}[/]")
-    for e in c.unused_allowlist:
-        console.print(f"[dim]unused allowlist entry {escape(e.pattern)}[/]")
-    colour = "red" if c.regressed else "green"
-    console.print(f"[bold {colour}]{_summary(c)}[/]", highlight=False, soft_wrap=True)

@@ -12,7 +12,16 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from cnnbench.errors import UsageError
-from cnnbench.report.tables import STATUS_ICONS, bench_display, bench_table, repro_command, status_matrix
+from cnnbench.report.tables import (
+    STATUS_ICONS,
+    bench_display,
+    bench_table,
+    dtype_order,
+    environment_line,
+    failures,
+    repro_command,
+    status_matrix,
+)
 from cnnbench.store.result import FAILING, STATUSES, Result, count_statuses, summary_line
 from cnnbench.store.run import Run
 
@@ -94,8 +103,7 @@ def _error_grid(results: list[Result]) -> pd.DataFrame:
         return pd.DataFrame()
     df = pd.DataFrame(rows)
     grid = df.pivot_table(index="target", columns="dtype", values="err", aggfunc="max")
-    order = [d for d in ("float64", "float32", "float16", "bfloat16") if d in grid.columns]
-    return grid.reindex(columns=order + sorted(set(grid.columns) - set(order)))
+    return grid.reindex(columns=dtype_order(grid.columns))
 
 
 def error_heatmap(results: list[Result]) -> Figure | None:
@@ -179,7 +187,6 @@ def render_html(run: Run) -> str:
     results = run.results
     counts = count_statuses(results)
     bad = any(counts.get(s) for s in FAILING)
-    env = run.meta.get("environment") or {}
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -190,13 +197,7 @@ def render_html(run: Run) -> str:
         + "</h1>",
         f'<p class="summary {"bad" if bad else "good"}">{html.escape(summary_line(counts))}'
         f" in {len(results)} variants</p>",
-        '<p class="env">'
-        + html.escape(
-            f"torch {env.get('torch_version', '?')} · Python {env.get('python_version', '?')} · "
-            f"{env.get('cpu_model', '?')} · {env.get('num_threads', '?')} threads · "
-            f"devices: {', '.join(env.get('devices') or ['?'])}"
-        )
-        + "</p>",
+        f'<p class="env">{html.escape(environment_line(run.meta))}</p>',
     ]
     figures: list[tuple[str, str, Figure | None]] = [
         (
@@ -225,10 +226,10 @@ def render_html(run: Run) -> str:
     bench = bench_display(results)
     if not bench.empty:
         parts += ["<h2>Benchmarks</h2>", _table(bench)]
-    failures = [r for r in results if r.status in FAILING or r.status == "xpass"]
-    if failures:
-        parts.append(f"<h2>Failures ({len(failures)})</h2>")
-        for r in failures:
+    failed = failures(results)
+    if failed:
+        parts.append(f"<h2>Failures ({len(failed)})</h2>")
+        for r in failed:
             parts.append(
                 f"<h3>{html.escape(r.status)}: <code>{html.escape(r.variant_id)}</code></h3>"
                 f"<p>{html.escape(r.file)}:{r.line}</p>"

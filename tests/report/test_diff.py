@@ -1,4 +1,5 @@
-"""cnnbench compare: numeric drift, real perf changes only, environment keys, allowlist, CLI exit codes."""
+"""cnnbench compare: numeric drift, real perf changes only, environment keys, accepted differences, CLI exit
+codes."""
 
 from __future__ import annotations
 
@@ -11,13 +12,9 @@ from synthetic_runs import bench_row, check_row, make_run, replicates
 
 from cnnbench.cli import main
 from cnnbench.errors import UsageError
-from cnnbench.report.diff import (
-    Thresholds,
-    compare_runs,
-    load_allowlist,
-    parse_group_threshold,
-    render_comparison_markdown,
-)
+from cnnbench.report.accepted import load_accepted
+from cnnbench.report.diff import Thresholds, compare_runs, parse_group_threshold
+from cnnbench.report.markdown import render_comparison_markdown
 from cnnbench.store.run import RunStore
 
 CASES = """
@@ -89,7 +86,7 @@ def test_error_past_tolerance_in_an_xfail_row_is_drift(tmp_path: Path) -> None:
     assert "2 of 16 elements now outside tolerance" in c.regressions[0].detail
 
 
-def test_bitwise_change_is_drift_and_the_allowlist_accepts_it(tmp_path: Path) -> None:
+def test_bitwise_change_is_drift_and_an_accepted_difference_covers_it(tmp_path: Path) -> None:
     base = make_run(tmp_path / "a", [check_row("conv"), check_row("pool")])
     new = make_run(tmp_path / "b", [check_row("conv", output_digest="ffffffffffffffff"), check_row("pool")])
     c = compare_runs(base, new)
@@ -100,40 +97,19 @@ def test_bitwise_change_is_drift_and_the_allowlist_accepts_it(tmp_path: Path) ->
         "  'conv[cpu-*]': {reason: oneDNN changed its conv algorithm, changes: [bitwise]}\n"
         "  'gone[cpu-float32]': stale entry\n"
     )
-    c = compare_runs(base, new, allowlist=load_allowlist(allow))
+    c = compare_runs(base, new, accepted=load_accepted(allow))
     assert not c.regressed
     assert c.allowed[0].allowed == "oneDNN changed its conv algorithm"
-    assert [e.pattern for e in c.unused_allowlist] == ["gone[cpu-float32]"]
+    assert [e.pattern for e in c.unused_accepted] == ["gone[cpu-float32]"]
     assert "oneDNN changed its conv algorithm" in render_comparison_markdown(c)
 
 
-def test_allowlist_for_bitwise_does_not_excuse_a_failure(tmp_path: Path) -> None:
+def test_accepted_bitwise_difference_does_not_excuse_a_failure(tmp_path: Path) -> None:
     base = make_run(tmp_path / "a", [check_row("conv")])
     new = make_run(tmp_path / "b", [check_row("conv", status="failed", message="output: 1 of 16 differ")])
     allow = tmp_path / "allow.yaml"
     allow.write_text("allow:\n  'conv[cpu-float32]': {reason: bits only, changes: [bitwise]}\n")
-    assert compare_runs(base, new, allowlist=load_allowlist(allow)).regressed
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "allow: [a, b]",
-        "other: {}",
-        "allow:\n  x: ''",
-        "allow:\n  x: {reason: r, changes: [speed]}",
-        "a: [",
-        "",
-    ],
-)
-def test_malformed_allowlist_is_a_usage_error(tmp_path: Path, text: str) -> None:
-    path = tmp_path / "allow.yaml"
-    path.write_text(text)
-    if not text:
-        assert load_allowlist(path).entries == []
-        return
-    with pytest.raises(UsageError, match="--allowlist"):
-        load_allowlist(path)
+    assert compare_runs(base, new, accepted=load_accepted(allow)).regressed
 
 
 def test_thirty_percent_slower_benchmark_is_a_regression(tmp_path: Path) -> None:
@@ -233,11 +209,3 @@ def test_compare_cli_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["compare", str(run.path), str(run.path), "--threshold", "-1"]) == 2
     err = capsys.readouterr().err
     assert "no stored run" in err and "GROUP=FRACTION" in err
-
-
-def test_terminal_output_to_a_file(tmp_path: Path) -> None:
-    base = make_run(tmp_path / "a", [check_row("conv")])
-    new = make_run(tmp_path / "b", [check_row("conv", status="error", message="RuntimeError: boom")])
-    assert main(["compare", str(base.path), str(new.path), "-o", str(tmp_path / "out.txt")]) == 1
-    text = (tmp_path / "out.txt").read_text()
-    assert "Regressions (1)" in text and "passed -> error: RuntimeError: boom" in text

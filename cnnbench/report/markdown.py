@@ -1,0 +1,158 @@
+"""Markdown that fits a GitHub job summary: a stored run (totals, status matrix, benchmarks, each failure with a
+repro) and a comparison of two runs."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+
+import pandas as pd
+
+from cnnbench.report.change import Change
+from cnnbench.report.diff import Comparison
+from cnnbench.report.tables import (
+    MAX_LISTED,
+    STATUS_ICONS,
+    bench_display,
+    environment_line,
+    failures,
+    peaks_line,
+    repro_command,
+    status_matrix,
+)
+from cnnbench.store.result import Result, count_statuses, summary_line
+from cnnbench.store.run import Run
+
+__all__ = ["render_comparison_markdown", "render_markdown"]
+
+
+def _cell(text: str) -> str:
+    """Text that stays inside one table cell: pipes escaped, lines joined."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], align: Sequence[str] = ()) -> list[str]:
+    """A markdown table's lines; align holds each column's rule ("---", or "---:" for a right-aligned one)."""
+    rule = [align[i] if i < len(align) else "---" for i in range(len(header))]
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(rule) + "|",
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
+
+
+def _frame_table(df: pd.DataFrame) -> str:
+    rows = [[_cell(str(v)) for v in row] for row in df.itertuples(index=False)]
+    return "\n".join(_table([str(c) for c in df.columns], rows))
+
+
+def _more(total: int) -> str:
+    """The line after a list cut at MAX_LISTED ("" when nothing was cut)."""
+    return f"... and {total - MAX_LISTED} more" if total > MAX_LISTED else ""
+
+
+def _failure(r: Result) -> list[str]:
+    script = (
+        f" · as a plain torch script: `cnnbench repro {shlex.quote(r.variant_id)}`"
+        if r.kind == "check"
+        else ""
+    )
+    return [
+        f"### {STATUS_ICONS.get(r.status, '')} `{r.variant_id}` — {r.status}",
+        "",
+        f"{r.file}:{r.line}" + (f" · {r.source}" if r.source else ""),
+        "",
+        "```",
+        r.message.strip() or "(no message)",
+        "```",
+        "",
+        f"Repro: `{repro_command(r)}`" + script,
+        "",
+    ]
+
+
+def _notes(results: list[Result]) -> list[str]:
+    """Skipped and expected-failure rows, counted per status and reason."""
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for r in results:
+        if r.status in ("skipped", "xfail") and r.reason:
+            grouped.setdefault((r.status, r.reason), []).append(r.variant_id)
+    if not grouped:
+        return []
+    rows = [[status, str(len(ids)), _cell(reason)] for (status, reason), ids in sorted(grouped.items())]
+    table = _table(["status", "variants", "reason"], rows, align=["---", "---:", "---"])
+    return ["## Skipped and expected failures", "", *table, ""]
+
+
+def render_markdown(run: Run) -> str:
+    """A report that fits a GitHub job summary: totals, the status matrix, each failure with a repro."""
+    results = run.results
+    state = "" if run.complete else " (incomplete: the run stopped before every variant ran)"
+    lines = [
+        f"# cnnbench run `{run.run_id}`{state}",
+        "",
+        f"**{summary_line(count_statuses(results))}** in {len(results)} variants · {environment_line(run.meta)}",
+        "",
+    ]
+    if run.dropped_lines:
+        lines += [f"> {run.dropped_lines} stored row(s) were cut short and could not be read.", ""]
+    matrix = status_matrix(results)
+    if not matrix.empty:
+        lines += ["## Status by target, device and dtype", "", _frame_table(matrix.reset_index()), ""]
+    bench = bench_display(results)
+    if not bench.empty:
+        lines += ["## Benchmarks", "", _frame_table(bench), ""]
+        if peaks_line(run.meta):
+            lines += [peaks_line(run.meta), ""]
+    failed = failures(results)
+    if failed:
+        lines += ["## Failures", ""]
+        for r in failed[:MAX_LISTED]:
+            lines += _failure(r)
+        if len(failed) > MAX_LISTED:
+            lines += [f"{_more(len(failed))} failures.", ""]
+    lines += _notes(results)
+    return "\n".join(lines)
+
+
+def _changes(title: str, changes: list[Change], with_reason: bool = False) -> list[str]:
+    if not changes:
+        return []
+    header = ["variant", "change", "detail", *(["reason"] if with_reason else [])]
+    rows = [
+        [f"`{ch.variant_id}`", ch.kind, _cell(ch.detail), *([_cell(ch.allowed)] if with_reason else [])]
+        for ch in changes[:MAX_LISTED]
+    ]
+    more = [f"\n{_more(len(changes))}"] if len(changes) > MAX_LISTED else []
+    return [f"## {title} ({len(changes)})", "", *_table(header, rows), *more, ""]
+
+
+def render_comparison_markdown(c: Comparison) -> str:
+    """The comparison as markdown (fits a GitHub job summary)."""
+    verdict = "❌ regressions found" if c.regressed else "✅ no regressions"
+    lines = [f"# cnnbench compare `{c.base_id}` → `{c.new_id}`: {verdict}", "", f"**{c.summary()}**", ""]
+    lines += [f"> ⚠️ {w}" for w in c.warnings]
+    if c.warnings:
+        lines.append("")
+    lines += _changes("Regressions", c.regressions)
+    lines += _changes("Improvements", c.improvements)
+    lines += _changes("Allowed differences", c.allowed, with_reason=True)
+    lines += _changes("Other status changes", c.status_changes)
+    if c.not_comparable:
+        lines += [f"## Not comparable ({len(c.not_comparable)})", ""]
+        lines += ["Environment keys differ, so bitwise and performance comparisons were skipped:", ""]
+        lines += [
+            f"- {len(changes)} rows: {_cell(detail)}"
+            for detail, changes in c.not_comparable_by_detail().items()
+        ]
+        lines.append("")
+    for title, ids in (("Only in the base run", c.only_in_base), ("Only in the new run", c.only_in_new)):
+        if ids:
+            shown = ", ".join(f"`{i}`" for i in ids[:MAX_LISTED])
+            more = f" {_more(len(ids))}" if len(ids) > MAX_LISTED else ""
+            lines += [f"## {title} ({len(ids)})", "", shown + more, ""]
+    if c.unused_accepted:
+        lines += ["## Unused accepted differences", ""]
+        lines += [f"- `{e.pattern}`: {_cell(e.reason)}" for e in c.unused_accepted]
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,59 @@
+"""The terminal view: a run's status and benchmark tables, failures with repros, the totals line; a comparison."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from rich.console import Console
+from synthetic_runs import check_row, make_run
+
+from cnnbench.cli import main
+from cnnbench.report.console import print_comparison, print_console
+from cnnbench.report.diff import compare_runs
+from cnnbench.report.tables import MAX_LISTED
+from cnnbench.store.run import Run
+
+
+def _text(draw: object, *args: object, **kw: object) -> str:
+    console = Console(file=io.StringIO(), width=160, highlight=False)
+    draw(*args, console, **kw)  # type: ignore[operator]
+    return console.file.getvalue()  # type: ignore[attr-defined, no-any-return]
+
+
+def test_console_shows_tables_failures_and_totals(run: Run) -> None:
+    text = _text(print_console, run)
+    assert "cnnbench run run-1" in text and "benchmarks" in text and "noisy" in text
+    assert "FAILED pool[cpu-float32]  cases/sub/b.yaml:12" in text
+    assert "repro: cnnbench run cases/sub/b.yaml -k 'pool[cpu-float32]'" in text
+    assert "no CUDA" not in text  # reasons only in the verbose view
+    assert "XPASS tanh[cpu-float32]" in text
+    assert text.rstrip().splitlines()[-1] == "6 passed, 1 failed, 1 error, 1 xfail, 1 xpass, 1 skipped"
+
+
+def test_verbose_console_gives_the_reasons(run: Run, tmp_path: Path) -> None:
+    text = _text(print_console, run, verbose=True)
+    assert "skipped relu[cpu-float32]: no CUDA" in text and "xfail relu[cpu-int64]: no int kernel" in text
+    incomplete = make_run(tmp_path / "r", [check_row("conv")], complete=False)
+    assert _text(print_console, incomplete).rstrip().endswith("(incomplete)")
+
+
+def test_comparison_in_the_terminal(tmp_path: Path) -> None:
+    ids = range(MAX_LISTED + 1)
+    base = make_run(tmp_path / "a", [check_row(f"c{i}") for i in ids])
+    new = make_run(tmp_path / "b", [check_row(f"c{i}", status="failed") for i in ids], complete=False)
+    text = _text(print_comparison, compare_runs(base, new))
+    assert text.startswith("warning: the new run b is incomplete")
+    assert "Regressions (51)" in text and "  c0[cpu-float32] status passed -> failed" in text
+    assert "  ... and 1 more" in text
+    assert text.rstrip().endswith(
+        "51 regressions, 0 improvements, 0 allowed differences, 0 not comparable, 51 variants compared"
+    )
+
+
+def test_terminal_output_to_a_file(tmp_path: Path) -> None:
+    base = make_run(tmp_path / "a", [check_row("conv")])
+    new = make_run(tmp_path / "b", [check_row("conv", status="error", message="RuntimeError: boom")])
+    assert main(["compare", str(base.path), str(new.path), "-o", str(tmp_path / "out.txt")]) == 1
+    text = (tmp_path / "out.txt").read_text()
+    assert "Regressions (1)" in text and "passed -> error: RuntimeError: boom" in text

@@ -221,7 +221,7 @@ def cmd_run(
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from cnnbench.bench.measure import set_threads
+    from cnnbench.bench.timing import set_threads
     from cnnbench.casefile.load import BenchVariant, Variant, case_files_hash, estimated_seconds
     from cnnbench.environment import capture_environment
     from cnnbench.execution.interrupt import SignalCatcher, exit_status

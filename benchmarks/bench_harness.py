@@ -1,4 +1,4 @@
-"""Harness self-check: cnnbench.bench.measure.measure vs torch's Timer and vs a raw loop, interleaved in one process.
+"""Harness self-check: cnnbench.bench.timing.measure vs torch's Timer and vs a raw loop, interleaved in one process.
 
 Usage: python benchmarks/bench_harness.py [--json PATH] [--rounds N] [--max-rounds M] [--wait-quiet S]
                                           [--threads N] [--batch N] [--skip-resnet]
@@ -35,12 +35,10 @@ from torch.nn import functional
 from torch.utils.benchmark import Timer
 
 try:
-    from cnnbench.bench import measure as bench
-    from cnnbench.bench import models
+    from cnnbench.bench import models, timing
 except ImportError:  # a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from cnnbench.bench import measure as bench
-    from cnnbench.bench import models
+    from cnnbench.bench import models, timing
 
 _TIMER_MIN_RUN_TIME_S = 2.0  # the reference: Timer.blocked_autorange(min_run_time=2)
 _MEASURE_MAX_TIME_S = 2.0  # give measure() the same time budget as the reference
@@ -203,10 +201,10 @@ def compare_resnet18(plan: Plan, threads: int, batch: int) -> dict[str, Any]:
         out: torch.Tensor = model(x)
         return out
 
-    measurements: list[bench.Measurement] = []
+    measurements: list[timing.Measurement] = []
 
     def side_measure() -> float:
-        m = bench.measure(fn, max_time_s=_MEASURE_MAX_TIME_S)
+        m = timing.measure(fn, max_time_s=_MEASURE_MAX_TIME_S)
         measurements.append(m)
         return m.median_s
 
@@ -224,7 +222,7 @@ def compare_resnet18(plan: Plan, threads: int, batch: int) -> dict[str, Any]:
         "dtype": "float32",
         "device": "cpu",
         "sides": {
-            "a": "cnnbench.bench.measure.measure median_s",
+            "a": "cnnbench.bench.timing.measure median_s",
             "b": "Timer.blocked_autorange(min_run_time=2).median",
         },
         "values": sides.as_dict(),
@@ -257,12 +255,12 @@ def compare_overhead(plan: Plan) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     with torch.inference_mode():
         for name, fn in _overhead_callables().items():
-            measurements: list[bench.Measurement] = []
+            measurements: list[timing.Measurement] = []
 
             def side_measure(
-                fn: Callable[[], object] = fn, sink: list[bench.Measurement] = measurements
+                fn: Callable[[], object] = fn, sink: list[timing.Measurement] = measurements
             ) -> float:
-                m = bench.measure(fn, max_time_s=_OVERHEAD_BUDGET_S)
+                m = timing.measure(fn, max_time_s=_OVERHEAD_BUDGET_S)
                 sink.append(m)
                 return m.median_s
 
@@ -274,7 +272,7 @@ def compare_overhead(plan: Plan) -> list[dict[str, Any]]:
                 {
                     "callable": name,
                     "sides": {
-                        "a": "cnnbench.bench.measure.measure median_s",
+                        "a": "cnnbench.bench.timing.measure median_s",
                         "b": "raw perf_counter loop median",
                     },
                     "values": sides.as_dict(),
@@ -335,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    threads = bench.set_threads(args.threads)
+    threads = timing.set_threads(args.threads)
     plan = Plan(
         rounds=args.rounds, max_rounds=max(args.rounds, args.max_rounds), wait_quiet_s=args.wait_quiet
     )

@@ -38,7 +38,7 @@ _HERE = Path(__file__).resolve().parent
 if importlib.util.find_spec("cnnbench") is None:  # a checkout without `pip install -e .`
     sys.path.insert(0, str(_HERE.parent))
 sys.path.insert(0, str(_HERE))
-bench = importlib.import_module("cnnbench.bench.measure")
+timing = importlib.import_module("cnnbench.bench.timing")
 throughput = importlib.import_module("cnnbench.bench.runner")
 cases = importlib.import_module("cnnbench.casefile.load")
 workload = importlib.import_module("cnnbench.bench.workload")
@@ -137,12 +137,12 @@ def compare_overhead(variants: dict[str, Any], plan: Plan) -> list[dict[str, Any
 
 
 def harness_cost_per_call() -> dict[str, Any]:
-    """The harness's own cost per timed call: bench.measure's median for a call that does nothing."""
+    """The harness's own cost per timed call: timing.measure's median for a call that does nothing."""
 
     def noop() -> None:
         return None
 
-    medians = [bench.measure(noop, max_time_s=0.5).median_s for _ in range(3)]
+    medians = [timing.measure(noop, max_time_s=0.5).median_s for _ in range(3)]
     cost = statistics.median(medians)
     return {"noop_median_s": medians, "cost_per_call_s": cost, "share_of_1ms": cost / _ONE_MS}
 
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-row", action="store_true", help="do not also run the full resnet18 row once")
     args = parser.parse_args(argv)
 
-    threads = bench.set_threads(args.threads)
+    threads = timing.set_threads(args.threads)
     plan = Plan(args.rounds, max(args.rounds, args.max_rounds), args.wait_quiet)
     env: dict[str, Any] = {
         "torch": torch.__version__,

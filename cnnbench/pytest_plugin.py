@@ -1,7 +1,8 @@
 """pytest plugin: ``pytest cases/`` collects case files; each variant is an item named by its variant id.
 
-Only hooks live here; the work is cnnbench.numerics.runner's. torch is imported when the first item runs, so the
-plugin costs nothing to a project that never collects a case file.
+Only hooks and item classes live here; the work is cnnbench.numerics.runner's and cnnbench.bench.runner's (timed
+through pytest-benchmark's fixture by cnnbench.bench.pytest_timing). torch is imported when the first item runs, so
+the plugin costs nothing to a project that never collects a case file.
 """
 
 from __future__ import annotations
@@ -16,15 +17,6 @@ import pytest
 __all__ = ["BenchItem", "CaseFileNode", "VariantItem"]
 
 _CASE_FILE_RE = re.compile(r"^(cases|benchmarks)\s*:", re.MULTILINE)
-#: Shortest pytest-benchmark round for a benchmark: long enough that perf_counter's resolution and the
-#: per-round bookkeeping stay far below 0.1% of it (bench.measure uses the same block length).
-_MIN_ROUND_S = 0.01
-#: Most rounds a benchmark item runs, however fast its call (pytest-benchmark keeps every round).
-_MAX_ROUNDS = 10_000
-#: Share of a benchmark's time budget its warm-up may use, the rest being rounds (as in bench.measure).
-_WARMUP_SHARE = 0.25
-#: Consecutive warm-up calls within this fraction of each other count as warmed up (as in bench.measure).
-_WARMUP_STABLE = 0.10
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -144,59 +136,14 @@ def _report_outcome(result: Any) -> None:
         pytest.xfail(f"{result.reason}: {result.message.splitlines()[0] if result.message else ''}")
 
 
-def _fixture_timing(fixture: Any) -> Any:
-    """A cnnbench.bench.runner.Timing that times through pytest-benchmark's fixture (``benchmark.pedantic``).
-
-    The timed call runs the step and synchronises the device. Like bench.measure: the first call is timed
-    alone, warm-up runs until two consecutive calls agree within 10% (at most a quarter of the budget), then
-    rounds of enough iterations to last 10 ms, at least min_replicates of them, fill the rest of the budget.
-    """
-    import math
-    import time
-
-    import torch
-
-    from cnnbench.bench.measure import Measurement, sync
-
-    def timing(step: Any, variant: Any) -> Measurement:
-        spec, budget = variant.case.spec, variant.time_budget_s
-
-        def call() -> None:
-            step()
-            sync(variant.device)
-
-        t0 = time.perf_counter()
-        call()
-        first = time.perf_counter() - t0
-        start, previous = time.perf_counter(), math.inf
-        while True:
-            t0 = time.perf_counter()
-            call()
-            last = time.perf_counter() - t0
-            settled = abs(last - previous) <= _WARMUP_STABLE * min(last, previous)
-            if settled or time.perf_counter() - start >= _WARMUP_SHARE * budget:
-                break
-            previous = last
-        warmup = time.perf_counter() - start
-        iterations = max(1, math.ceil(_MIN_ROUND_S / max(last, 1e-9)))
-        fit = int((1 - _WARMUP_SHARE) * budget / (max(last, 1e-9) * iterations))
-        rounds = max(spec.min_replicates, min(_MAX_ROUNDS, fit))
-        fixture.group = variant.case.id
-        fixture.pedantic(call, rounds=rounds, iterations=iterations)
-        stats = getattr(fixture, "stats", None)
-        times = tuple(stats.stats.data) if stats is not None else (last,)  # --benchmark-disable: one call
-        return Measurement(times, iterations, warmup, first, torch.get_num_threads(), variant.device)
-
-    return timing
-
-
 def _benchmark_test(variant: Any) -> Any:
     """The test function of a benchmark variant: it takes pytest-benchmark's ``benchmark`` fixture."""
 
     def test(benchmark: Any) -> None:
+        from cnnbench.bench.pytest_timing import fixture_timing
         from cnnbench.bench.runner import run_benchmark
 
-        result = run_benchmark(variant, timing=_fixture_timing(benchmark))
+        result = run_benchmark(variant, timing=fixture_timing(benchmark))
         # The row's metrics (not the raw replicates, which pytest-benchmark stores itself) go into its JSON.
         benchmark.extra_info.update({k: v for k, v in result.metrics.items() if k != "times_ms"})
         benchmark.extra_info["cnnbench_status"] = result.status

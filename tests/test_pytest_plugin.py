@@ -1,16 +1,19 @@
 """The pytest plugin end to end (pytester): collection, failures with file:line, -k, -x, --junitxml, xdist,
-no torch import for projects without case files, and agreement with `cnnbench run` on the seed suite."""
+no torch import for projects without case files, agreement with `cnnbench run` on the seed suite, and
+benchmarks through pytest-benchmark (--benchmark-only, its JSON and machine_info)."""
 
 from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
-import torch  # noqa: F401  (see below)
+import torch  # before any in-process pytester run (see below)
 from repo import REPO
 
+from cnnbench.bench import timing
 from cnnbench.cli import main
 from cnnbench.store.run import RunStore
 
@@ -166,3 +169,53 @@ def test_pytest_and_cnnbench_run_agree_on_every_variant(pytester: pytest.Pyteste
                 got[name] = report.outcome
     assert len(got) == len(expected) > 100
     assert {k: v for k, v in got.items() if expected.get(k) != v} == {}
+
+
+BENCH_FILE = """\
+cases:
+  - {id: relu, op: relu, devices: [cpu], inputs: {x: [-1.0, 2.0]}, expect: {output: [0.0, 2.0]}}
+benchmarks:
+  - {id: mnist, model: mnist_cnn, devices: [cpu], batch: [2], max_time_s: 0.05}
+"""
+
+
+def test_pytest_benchmark_only_runs_benchmarks_and_writes_json(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under pytest-xdist this variable would make pytest-benchmark disable itself in the inner run.
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    pytester.makefile(".yaml", bench=BENCH_FILE)
+    storage = f"file://{pytester.path / 'storage'}"
+    common = ["-p", "no:cacheprovider", "--benchmark-only", f"--benchmark-storage={storage}"]
+    # In-process (torch is imported above, and cannot be imported twice in one process).
+    result = pytester.runpytest(*common, "--benchmark-json=out.json", "--benchmark-autosave")
+    result.assert_outcomes(passed=1, skipped=1)
+    data = json.loads((pytester.path / "out.json").read_text())
+    assert data["machine_info"]["torch"]["torch_version"] == torch.__version__
+    assert "cuda_version" in data["machine_info"]["torch"]
+    (bench,) = data["benchmarks"]
+    assert bench["name"] == "mnist[cpu-float32-b2-inference-contiguous]" and bench["group"] == "mnist"
+    assert bench["stats"]["rounds"] >= 5 and bench["extra_info"]["flop_fwd"] > 0
+    assert bench["extra_info"]["cnnbench_status"] == "passed"
+    compared = pytester.runpytest(*common, "--benchmark-compare")
+    compared.assert_outcomes(passed=1, skipped=1)
+    assert "mnist[cpu-float32-b2-inference-contiguous] (0001" in compared.stdout.str()
+
+
+def test_benchmark_items_time_with_the_shared_warm_up_and_round_sizing(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plugin's benchmark items warm up and size rounds with cnnbench.bench.timing's rules, not a copy."""
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    called: list[str] = []
+    for name in ("warm_up", "plan_rounds"):
+        real = getattr(timing, name)
+
+        def spy(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            called.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(timing, name, spy)
+    pytester.makefile(".yaml", bench=BENCH_FILE)
+    pytester.runpytest("-p", "no:cacheprovider", "--benchmark-only").assert_outcomes(passed=1, skipped=1)
+    assert called == ["warm_up", "plan_rounds"]

@@ -55,82 +55,53 @@ def mnist_cnn(num_classes: int = _NUM_CLASSES_MNIST) -> nn.Module:
     )
 
 
-# torchvision builders: imported inside each function because torchvision is an optional dependency.
+def _torchvision(name: str, doc: str, **defaults: Any) -> Callable[..., nn.Module]:
+    """A builder of torchvision's ``models.<name>`` with random weights (``defaults`` before the caller's).
+
+    torchvision is imported when the builder runs, not here: it is an optional dependency.
+    """
+
+    def build(**kwargs: Any) -> nn.Module:
+        from torchvision import models
+
+        model: nn.Module = getattr(models, name)(weights=None, **{**defaults, **kwargs})
+        return model
+
+    build.__name__ = build.__qualname__ = f"_{name}"
+    build.__doc__ = doc
+    return build
 
 
-def _resnet18(**kwargs: Any) -> nn.Module:
-    """torchvision ResNet-18, randomly initialised."""
-    from torchvision import models
-
-    model: nn.Module = models.resnet18(weights=None, **kwargs)
-    return model
-
-
-def _resnet50(**kwargs: Any) -> nn.Module:
-    """torchvision ResNet-50, randomly initialised."""
-    from torchvision import models
-
-    model: nn.Module = models.resnet50(weights=None, **kwargs)
-    return model
-
-
-def _mobilenet_v3_large(**kwargs: Any) -> nn.Module:
-    """torchvision MobileNetV3-Large, randomly initialised."""
-    from torchvision import models
-
-    model: nn.Module = models.mobilenet_v3_large(weights=None, **kwargs)
-    return model
-
-
-def _efficientnet_b0(**kwargs: Any) -> nn.Module:
-    """torchvision EfficientNet-B0, randomly initialised."""
-    from torchvision import models
-
-    model: nn.Module = models.efficientnet_b0(weights=None, **kwargs)
-    return model
-
-
-def _vgg11(**kwargs: Any) -> nn.Module:
-    """torchvision VGG-11 (no batch norm), randomly initialised."""
-    from torchvision import models
-
-    model: nn.Module = models.vgg11(weights=None, **kwargs)
-    return model
-
-
-def _googlenet(**kwargs: Any) -> nn.Module:
-    """torchvision GoogLeNet without auxiliary heads; default init (skips the slow truncnorm init)."""
-    from torchvision import models
-
-    options: dict[str, Any] = {"aux_logits": False, "init_weights": False, **kwargs}
-    model: nn.Module = models.googlenet(weights=None, **options)
-    return model
-
+#: The torchvision models, by name (their builders import torchvision; the others are plain torch.nn).
+_TORCHVISION_BUILDERS: dict[str, Callable[..., nn.Module]] = {
+    "resnet18": _torchvision("resnet18", "torchvision ResNet-18, randomly initialised."),
+    "resnet50": _torchvision("resnet50", "torchvision ResNet-50, randomly initialised."),
+    "mobilenet_v3_large": _torchvision(
+        "mobilenet_v3_large", "torchvision MobileNetV3-Large, randomly initialised."
+    ),
+    "efficientnet_b0": _torchvision("efficientnet_b0", "torchvision EfficientNet-B0, randomly initialised."),
+    "vgg11": _torchvision("vgg11", "torchvision VGG-11 (no batch norm), randomly initialised."),
+    "googlenet": _torchvision(
+        "googlenet",
+        "torchvision GoogLeNet without auxiliary heads; default init (skips the slow truncnorm init).",
+        aux_logits=False,
+        init_weights=False,
+    ),
+}
 
 #: Name -> builder. The only models cnnbench builds: a name is looked up here, never imported.
 MODELS: dict[str, Callable[..., nn.Module]] = {
-    "resnet18": _resnet18,
-    "resnet50": _resnet50,
-    "mobilenet_v3_large": _mobilenet_v3_large,
-    "efficientnet_b0": _efficientnet_b0,
-    "vgg11": _vgg11,
-    "googlenet": _googlenet,
+    **_TORCHVISION_BUILDERS,
     "lenet": lenet,
     "mnist_cnn": mnist_cnn,
 }
 
 #: The models whose builder imports torchvision (the others are plain torch.nn, always available).
-TORCHVISION_MODELS: frozenset[str] = frozenset(
-    {"resnet18", "resnet50", "mobilenet_v3_large", "efficientnet_b0", "vgg11", "googlenet"}
-)
+TORCHVISION_MODELS: frozenset[str] = frozenset(_TORCHVISION_BUILDERS)
 
+#: Per-sample input shape (C, H, W) of each model: the resolution it is defined at.
 _INPUT_SHAPES: dict[str, tuple[int, ...]] = {
-    "resnet18": _IMAGENET_INPUT_SHAPE,
-    "resnet50": _IMAGENET_INPUT_SHAPE,
-    "mobilenet_v3_large": _IMAGENET_INPUT_SHAPE,
-    "efficientnet_b0": _IMAGENET_INPUT_SHAPE,
-    "vgg11": _IMAGENET_INPUT_SHAPE,
-    "googlenet": _IMAGENET_INPUT_SHAPE,
+    **dict.fromkeys(_TORCHVISION_BUILDERS, _IMAGENET_INPUT_SHAPE),
     "lenet": _MNIST_INPUT_SHAPE,
     "mnist_cnn": _MNIST_INPUT_SHAPE,
 }

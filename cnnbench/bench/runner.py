@@ -12,8 +12,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnbench.bench import measure as bench
+from cnnbench.bench.flops import model_flops, param_count
+from cnnbench.bench.memory import cpu_peak_rss_bytes, peak_memory_bytes
 from cnnbench.bench.models import TORCHVISION_MODELS
+from cnnbench.bench.peak import is_slow_path, peak_gemm_flops
+from cnnbench.bench.timing import Measurement, measure, sync
 from cnnbench.bench.workload import Workload, build_workload, first_tensor, meta_workload, torchvision_missing
 from cnnbench.casefile.load import load_file
 from cnnbench.casefile.variants import BenchVariant, expand_benchmarks
@@ -52,8 +55,8 @@ _CPU_MEMORY_NOTE = (
     "set cpu_peak_memory: true on the benchmark to measure it"
 )
 
-Timing = Callable[[Callable[[], object], BenchVariant], bench.Measurement]
-"""How a workload's step is timed: bench.measure by default, pytest-benchmark's fixture under pytest."""
+Timing = Callable[[Callable[[], object], BenchVariant], Measurement]
+"""How a workload's step is timed: timing.measure by default, pytest-benchmark's fixture under pytest."""
 
 
 @dataclass(frozen=True)
@@ -69,10 +72,10 @@ class ReferenceCheck:
     """Why the check failed; empty when it passed."""
 
 
-def measure_variant(step: Callable[[], object], variant: BenchVariant) -> bench.Measurement:
-    """Time step with bench.measure and the benchmark's knobs (time budget, replicates, target spread)."""
+def measure_variant(step: Callable[[], object], variant: BenchVariant) -> Measurement:
+    """Time step with timing.measure and the benchmark's knobs (time budget, replicates, target spread)."""
     spec = variant.case.spec
-    return bench.measure(
+    return measure(
         step,
         device=variant.device,
         min_replicates=spec.min_replicates,
@@ -82,7 +85,7 @@ def measure_variant(step: Callable[[], object], variant: BenchVariant) -> bench.
 
 
 class _CallModule(nn.Module):
-    """An op as a module, so bench.model_flops can count it."""
+    """An op as a module, so model_flops can count it."""
 
     def __init__(self, fn: Callable[..., Any]) -> None:
         super().__init__()
@@ -105,8 +108,8 @@ def count_variant_flops(variant: BenchVariant) -> tuple[int, int]:
     if key not in _FLOPS:
         fn, module, inputs = meta_workload(variant)
         model = module if module is not None else _CallModule(fn)
-        forward = bench.model_flops(model, tuple(inputs), backward=False)
-        both = bench.model_flops(model.train(), tuple(inputs), backward=True)
+        forward = model_flops(model, tuple(inputs), backward=False)
+        both = model_flops(model.train(), tuple(inputs), backward=True)
         _FLOPS[key] = (forward, both)
     return _FLOPS[key]
 
@@ -185,8 +188,8 @@ def check_against_reference(variant: BenchVariant, out: torch.Tensor, ref: torch
 
 def machine_peaks(device: str, dtype: str) -> tuple[float, float]:
     """The GEMM probe's FLOP/s for (device, dtype) and for (device, float32), cached for the process."""
-    peak = bench.peak_gemm_flops(device, torch_dtype(dtype))
-    fp32 = peak if dtype == "float32" else bench.peak_gemm_flops(device, torch.float32)
+    peak = peak_gemm_flops(device, torch_dtype(dtype))
+    fp32 = peak if dtype == "float32" else peak_gemm_flops(device, torch.float32)
     return peak, fp32
 
 
@@ -214,7 +217,7 @@ def _skip_reason(variant: BenchVariant) -> str | None:
     return None
 
 
-def _timing_metrics(m: bench.Measurement) -> dict[str, Any]:
+def _timing_metrics(m: Measurement) -> dict[str, Any]:
     return {
         "median_ms": m.median_s * 1e3,
         "iqr_ms": m.iqr_s * 1e3,
@@ -233,11 +236,11 @@ def _timing_metrics(m: bench.Measurement) -> dict[str, Any]:
 
 def _memory_metrics(variant: BenchVariant, workload: Workload) -> dict[str, Any]:
     if variant.device != "cpu" and not variant.device.startswith("cpu:"):
-        return {"peak_mem_bytes": bench.peak_memory_bytes(workload.step, variant.device)}
+        return {"peak_mem_bytes": peak_memory_bytes(workload.step, variant.device)}
     if not variant.case.spec.cpu_peak_memory:
         return {"peak_mem_bytes": None, "peak_mem_note": _CPU_MEMORY_NOTE}
     kwargs = {"file": variant.case.file, "variant_id": variant.id, "threads": torch.get_num_threads()}
-    rss = bench.cpu_peak_rss_bytes("cnnbench.bench.runner:peak_memory_child", kwargs)
+    rss = cpu_peak_rss_bytes("cnnbench.bench.runner:peak_memory_child", kwargs)
     note = "peak RSS of a fresh process loading, building and running two steps, above its RSS before"
     if not rss.peak_covers_call_only:
         note += " (lifetime peak: the high-water mark could not be reset here)"
@@ -245,7 +248,7 @@ def _memory_metrics(variant: BenchVariant, workload: Workload) -> dict[str, Any]
 
 
 def peak_memory_child(file: str, variant_id: str, threads: int) -> None:
-    """In a fresh process (bench.cpu_peak_rss_bytes): build a benchmark variant and run two of its steps."""
+    """In a fresh process (memory.cpu_peak_rss_bytes): build a benchmark variant and run two of its steps."""
     torch.set_num_threads(threads)
     found = {v.id: v for v in expand_benchmarks(load_file(file).benchmarks)}
     if variant_id not in found:
@@ -253,7 +256,7 @@ def peak_memory_child(file: str, variant_id: str, threads: int) -> None:
     workload = build_workload(found[variant_id])
     for _ in range(2):
         workload.step()
-    bench.sync(workload.device)
+    sync(workload.device)
 
 
 def run_benchmark(variant: BenchVariant, timing: Timing | None = None) -> Result:
@@ -261,7 +264,8 @@ def run_benchmark(variant: BenchVariant, timing: Timing | None = None) -> Result
 
     The row is ``skipped`` (device or torchvision unavailable, or a skip rule), ``failed`` when its output
     disagrees with the float32 contiguous one beyond the dtype's threshold (it is timed all the same),
-    ``error`` when building or running it raises, and ``passed`` otherwise. timing replaces bench.measure.
+    ``error`` when building or running it raises, and ``passed`` otherwise. timing replaces
+    measure_variant (cnnbench.bench.pytest_timing's under pytest-benchmark).
     """
     result = _base_result(variant)
     start = time.perf_counter()
@@ -273,7 +277,7 @@ def run_benchmark(variant: BenchVariant, timing: Timing | None = None) -> Result
     try:
         workload = build_workload(variant)
         module = workload.module
-        metrics["params"] = bench.param_count(module) if module is not None else 0
+        metrics["params"] = param_count(module) if module is not None else 0
         try:
             flop_fwd, flop_both = count_variant_flops(variant)
         except Exception as exc:  # an op without a meta kernel: the row is still timed, without FLOP figures
@@ -295,7 +299,7 @@ def run_benchmark(variant: BenchVariant, timing: Timing | None = None) -> Result
         metrics["fp32_peak_gflops"] = fp32_peak / 1e9
         if "gflops" in metrics:
             metrics["pct_of_peak"] = 100 * metrics["gflops"] / metrics["peak_gflops"]
-        metrics["slow_path"] = variant.dtype != "float32" and bench.is_slow_path(peak, fp32_peak)
+        metrics["slow_path"] = variant.dtype != "float32" and is_slow_path(peak, fp32_peak)
         problems: tuple[str, ...] = ()
         if not _is_reference(variant):
             check_source = (

@@ -201,7 +201,7 @@ class RunSession:
         self.case_ids = case_ids
 
     def _meta(self) -> dict[str, Any]:
-        from cnnbench.bench.measure import set_threads
+        from cnnbench.bench.timing import set_threads
         from cnnbench.environment import capture_environment
 
         # Before the environment is captured, so that it records the count in force.

@@ -1,13 +1,10 @@
-"""Benchmarks in case files (cnnbench.casefile.load, .throughput, .workload): format and ids, load errors, rows
-through the CLI, FLOP counts, the slow-path flag, the correctness check, torchvision missing and
-pytest-benchmark's JSON. No timing assertions: the machine is shared."""
+"""Tests of cnnbench.bench.runner: the time budget, benchmark rows through the CLI, FLOP counts, the slow-path
+flag, the correctness check, torchvision missing, Ctrl-C. No timing assertions: the machine is shared."""
 
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,14 +12,10 @@ from typing import Any
 import pytest
 import torch
 
-from cnnbench.bench import runner as throughput
-from cnnbench.bench import workload
-from cnnbench.bench.models import MODELS, TORCHVISION_MODELS
+from cnnbench.bench import runner, workload
 from cnnbench.casefile.load import load_text
 from cnnbench.casefile.variants import BenchVariant, estimated_seconds, expand, expand_benchmarks
-from cnnbench.casefile.vocabulary import MODEL_NAMES
 from cnnbench.cli import main
-from cnnbench.errors import CaseFileError
 from cnnbench.report.markdown import render_markdown
 from cnnbench.store.result import Result
 from cnnbench.store.run import RunStore
@@ -82,143 +75,11 @@ def _variants(text: str) -> dict[str, BenchVariant]:
     return {v.id: v for v in expand_benchmarks(load_text(text, "b.yaml").benchmarks)}
 
 
-def test_model_names_in_the_allowlist_are_the_models() -> None:
-    assert set(MODELS) == MODEL_NAMES
-    assert TORCHVISION_MODELS < MODEL_NAMES and {"lenet", "mnist_cnn"}.isdisjoint(TORCHVISION_MODELS)
-
-
-def test_axes_multiply_out_into_ids() -> None:
-    text = """\
-    benchmark_defaults: {devices: [cpu, cuda], max_time_s: 0.5}
-    benchmarks:
-      - id: r18
-        model: resnet18
-        batch: [1, 8]
-        dtypes: [float32, bfloat16]
-        memory_formats: [contiguous, channels_last]
-        modes: [inference, train]
-        compile: [false, true]
-    """
-    variants = _variants(textwrap.dedent(text))
-    assert len(variants) == 2 * 2 * 2 * 2 * 2 * 2
-    v = variants["r18[cuda-bfloat16-b8-train-channels_last-compiled]"]
-    assert (v.device, v.dtype, v.batch, v.mode, v.memory_format, v.compile) == (
-        "cuda",
-        "bfloat16",
-        8,
-        "train",
-        "channels_last",
-        True,
-    )
-    assert v.time_budget_s == 0.5 and v.kind == "bench"
-    assert "r18[cpu-float32-b1-inference-contiguous]" in variants
-
-
-def test_batch_defaults_and_the_first_input_as_batch() -> None:
-    text = """\
-benchmarks:
-  - {id: m, model: mnist_cnn, devices: [cpu]}
-  - id: conv
-    op: conv2d
-    devices: [cpu]
-    inputs: {input: {randn: [4, 3, 8, 8]}, weight: {randn: [2, 3, 3, 3]}}
-  - id: conv-b
-    op: conv2d
-    devices: [cpu]
-    batch: [1, 16]
-    inputs: {input: {randn: [4, 3, 8, 8]}, weight: {randn: [2, 3, 3, 3]}}
-"""
-    ids = list(_variants(text))
-    assert ids == [
-        "m[cpu-float32-b1-inference-contiguous]",
-        "conv[cpu-float32-b4-inference-contiguous]",
-        "conv-b[cpu-float32-b1-inference-contiguous]",
-        "conv-b[cpu-float32-b16-inference-contiguous]",
-    ]
-    specs = workload.input_specs(
-        _variants(text)["conv-b[cpu-float32-b16-inference-contiguous]"].case.spec, 16
-    )
-    assert specs[0].randn == [16, 3, 8, 8] and specs[1].randn == [2, 3, 3, 3]
-
-
 def test_override_of_the_time_budget() -> None:
     loaded = load_text(TINY, "t.yaml")
     (v, *_) = expand_benchmarks(loaded.benchmarks, max_time_s=3.0)
     assert v.time_budget_s == 3.0 and v.max_time_s == 3.0
     assert estimated_seconds(v) > estimated_seconds(next(expand(loaded.cases))) * 10
-
-
-def test_a_file_may_hold_only_benchmarks_but_not_nothing() -> None:
-    assert len(load_text("benchmarks: [{id: a, model: lenet}]\n").benchmarks) == 1
-    with pytest.raises(CaseFileError, match=r'missing required key "cases".*or "benchmarks"'):
-        load_text("defaults: {devices: [cpu]}\n")
-
-
-BAD = """\
-benchmark_defaults: {max_time_s: 1}
-benchmarks:
-  - id: a
-    model: resnet19
-  - id: b
-    op: conv2d
-    batch: [2]
-    inputs: {input: [[1.0, 2.0]], weight: {randn: [1, 1, 1, 1]}}
-  - id: c
-    model: lenet
-    min_replicates: 2
-  - id: d
-    model: lenet
-    op: relu
-  - id: e
-    op: relu
-    inputs: {x: {randn: [4, 8]}}
-    memory_formats: [channels_last]
-  - {id: f, model: lenet, dtypes: [int64]}
-  - {id: ok, model: lenet}
-  - {id: ok, model: mnist_cnn}
-  - {id: relu, model: lenet}
-cases:
-  - {id: relu, op: relu, inputs: {x: [1.0]}, expect: {output: [1.0]}}
-"""
-
-
-def test_bad_benchmarks_exit_2_with_file_and_line(
-    write_case: Callable[..., Path], capsys: pytest.CaptureFixture[str]
-) -> None:
-    path = write_case(BAD)
-    assert main(["validate", str(path)]) == 2
-    err = capsys.readouterr().err
-    for line, text in (
-        (4, 'benchmarks[0].model: unknown model "resnet19" (did you mean "resnet18"?)'),
-        (5, "batch: replaces the leading dimension of inputs.input"),
-        (11, "benchmarks[2].min_replicates: Input should be greater than or equal to 5"),
-        (12, "exactly one of model, op, module, layers (found: model, op)"),
-        (15, "channels_last needs a 4-D first input"),
-        (19, "benchmark dtypes must be floating point, not int64"),
-        (21, 'duplicate id "ok" (first at line 20)'),
-        (22, 'duplicate id "relu" (first at line 24)'),
-    ):
-        assert any(e.startswith(f"error: {path}:{line}:") and text in e for e in err.splitlines()), (
-            line,
-            text,
-        )
-
-
-def test_a_bad_benchmark_default_points_at_benchmark_defaults(
-    write_case: Callable[..., Path], capsys: pytest.CaptureFixture[str]
-) -> None:
-    path = write_case("benchmark_defaults:\n  modes: [training]\nbenchmarks:\n  - {id: a, model: lenet}\n")
-    assert main(["validate", str(path)]) == 2
-    assert f"{path}:2:" in capsys.readouterr().err
-
-
-def test_the_same_id_in_cases_and_benchmarks_of_two_files_is_refused(
-    write_case: Callable[..., Path], capsys: pytest.CaptureFixture[str]
-) -> None:
-    write_case("cases:\n  - {id: x, op: relu, inputs: {x: [1.0]}, expect: {output: [1.0]}}\n", "a.yaml")
-    path = write_case("benchmarks:\n  - {id: x, model: lenet}\n", "b.yaml")
-    assert main(["validate", str(path.parent)]) == 2
-    assert 'duplicate benchmark id "x"' in capsys.readouterr().err
 
 
 def test_tiny_benchmarks_run_through_the_cli_with_every_metric(
@@ -276,7 +137,7 @@ def test_isolated_workers_run_benchmarks_with_the_run_options(
 def test_resnet18_forward_is_3_63_gflop_per_image() -> None:
     variants = _variants("benchmarks:\n  - {id: r18, model: resnet18, devices: [cpu], batch: [1, 2]}\n")
     for batch in (1, 2):
-        forward, both = throughput.count_variant_flops(
+        forward, both = runner.count_variant_flops(
             variants[f"r18[cpu-float32-b{batch}-inference-contiguous]"]
         )
         assert round(forward / batch / 1e9, 2) == 3.63
@@ -293,20 +154,20 @@ benchmarks:
     inputs: {input: {randn: [2, 32, 16, 16]}}
 """
     (variant,) = _variants(text).values()
-    forward, both = throughput.count_variant_flops(variant)
+    forward, both = runner.count_variant_flops(variant)
     assert forward == 2 * 2 * 32 * 16 * 16 * 9 and both == 3 * forward
 
 
 def _run(text: str, monkeypatch: pytest.MonkeyPatch, **patches: Any) -> Result:
     (variant,) = _variants(text).values()
-    monkeypatch.setattr(throughput, "measure_variant", _quick_measure)
+    monkeypatch.setattr(runner, "measure_variant", _quick_measure)
     for name, value in patches.items():
-        monkeypatch.setattr(throughput, name, value)
-    return throughput.run_benchmark(variant)
+        monkeypatch.setattr(runner, name, value)
+    return runner.run_benchmark(variant)
 
 
 def _quick_measure(step: Callable[[], object], variant: BenchVariant) -> Any:
-    from cnnbench.bench.measure import measure
+    from cnnbench.bench.timing import measure
 
     return measure(step, device=variant.device, min_replicates=5, max_time_s=0.01)
 
@@ -352,11 +213,11 @@ def test_near_ties_are_forgiven_and_real_flips_are_not() -> None:
     ref = torch.tensor([[1.0, 0.999, -1.0], [2.0, 0.0, -2.0]])
     tie = ref.clone()
     tie[0, 1] = 1.001  # flips sample 0 between two nearly tied classes
-    check = throughput.check_against_reference(variant, tie, ref)
+    check = runner.check_against_reference(variant, tie, ref)
     assert check.top1_agreement == 0.5 and check.problems == ()
     flipped = ref.clone()
     flipped[1] = torch.tensor([0.0, 2.0, -2.0])
-    check = throughput.check_against_reference(variant, flipped, ref)
+    check = runner.check_against_reference(variant, flipped, ref)
     assert any("sample 1: top-1 class 1 instead of 0" in p for p in check.problems)
 
 
@@ -365,13 +226,13 @@ def test_torchvision_models_are_skipped_without_torchvision(monkeypatch: pytest.
     monkeypatch.setitem(sys.modules, "torchvision", None)  # `import torchvision` now raises ImportError
     workload.torchvision_missing.cache_clear()
     try:
-        result = throughput.run_benchmark(variant)
+        result = runner.run_benchmark(variant)
     finally:
         workload.torchvision_missing.cache_clear()
     assert result.status == "skipped" and "torchvision is not available" in result.reason
     assert result.kind == "bench"
     lenet = next(iter(_variants("benchmarks:\n  - {id: l, model: lenet, devices: [cpu]}\n").values()))
-    assert throughput._skip_reason(lenet) is None
+    assert runner._skip_reason(lenet) is None
 
 
 def test_ctrl_c_inside_a_benchmark_propagates(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -379,37 +240,6 @@ def test_ctrl_c_inside_a_benchmark_propagates(monkeypatch: pytest.MonkeyPatch) -
         raise KeyboardInterrupt
 
     (variant,) = _variants(LENET_BF16.replace("bfloat16", "float32")).values()
-    monkeypatch.setattr(throughput, "measure_variant", interrupt)
+    monkeypatch.setattr(runner, "measure_variant", interrupt)
     with pytest.raises(KeyboardInterrupt):
-        throughput.run_benchmark(variant)
-
-
-BENCH_FILE = """\
-cases:
-  - {id: relu, op: relu, devices: [cpu], inputs: {x: [-1.0, 2.0]}, expect: {output: [0.0, 2.0]}}
-benchmarks:
-  - {id: mnist, model: mnist_cnn, devices: [cpu], batch: [2], max_time_s: 0.05}
-"""
-
-
-def test_pytest_benchmark_only_runs_benchmarks_and_writes_json(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Under pytest-xdist this variable would make pytest-benchmark disable itself in the inner run.
-    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
-    pytester.makefile(".yaml", bench=BENCH_FILE)
-    storage = f"file://{pytester.path / 'storage'}"
-    common = ["-p", "no:cacheprovider", "--benchmark-only", f"--benchmark-storage={storage}"]
-    # In-process (torch is imported above, and cannot be imported twice in one process).
-    result = pytester.runpytest(*common, "--benchmark-json=out.json", "--benchmark-autosave")
-    result.assert_outcomes(passed=1, skipped=1)
-    data = json.loads((pytester.path / "out.json").read_text())
-    assert data["machine_info"]["torch"]["torch_version"] == torch.__version__
-    assert "cuda_version" in data["machine_info"]["torch"]
-    (bench,) = data["benchmarks"]
-    assert bench["name"] == "mnist[cpu-float32-b2-inference-contiguous]" and bench["group"] == "mnist"
-    assert bench["stats"]["rounds"] >= 5 and bench["extra_info"]["flop_fwd"] > 0
-    assert bench["extra_info"]["cnnbench_status"] == "passed"
-    compared = pytester.runpytest(*common, "--benchmark-compare")
-    compared.assert_outcomes(passed=1, skipped=1)
-    assert "mnist[cpu-float32-b2-inference-contiguous] (0001" in compared.stdout.str()
+        runner.run_benchmark(variant)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from cnnbench.casefile.format import ToleranceOverride as ToleranceSpec
-from cnnbench.numerics.checks import DEFAULT_TOLERANCES, Tolerance, check_close, check_shape, tolerance_for
+from cnnbench.numerics.checks import check_close, check_shape
+from cnnbench.numerics.tolerance import DEFAULT_TOLERANCES, Tolerance, tolerance_for
 
 
 def test_defaults_follow_assert_close() -> None:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from cnnbench.casefile.exact import check_exact_fill
 from cnnbench.casefile.tensors import FullSpec, OnesSpec, RandnSpec
 from cnnbench.numerics.fill import exact_integers
-from cnnbench.numerics.oracle import _exact_values
+from cnnbench.numerics.subject import _exact_values
 from cnnbench.ops.exact import SELECT_RANGE, Operand, plan_exact
 from cnnbench.ops.precision import PRECISION_BITS
 

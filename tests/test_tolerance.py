@@ -6,8 +6,7 @@ import math
 
 import pytest
 
-from cnnbench.numerics.checks import Tolerance
-from cnnbench.numerics.tolerance import SAFETY, ZERO, reference_tolerance
+from cnnbench.numerics.tolerance import SAFETY, ZERO, Tolerance, reference_tolerance
 from cnnbench.ops.lowering import gradient_lengths, lower_module, parameter_shapes, reduction_length
 from cnnbench.ops.precision import UNIT_ROUNDOFF
 

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from cnnbench.numerics import reference
-from cnnbench.numerics.checks import DEFAULT_TOLERANCES
-from cnnbench.numerics.tolerance import SAFETY, UNIT_ROUNDOFF, reference_tolerance
+from cnnbench.numerics.tolerance import DEFAULT_TOLERANCES, SAFETY, reference_tolerance
+from cnnbench.ops.precision import UNIT_ROUNDOFF
 
 #: Low-precision dtypes measured; float64 is the reference's own precision.
 DTYPES = ("float32", "float16", "bfloat16")

@@ -16,9 +16,9 @@ from cnnbench.casefile.bench_format import BenchmarkSpec
 from cnnbench.casefile.tensors import RandnSpec, tensor_shape
 from cnnbench.casefile.variants import BenchVariant
 from cnnbench.errors import CnnbenchError
-from cnnbench.numerics.build import build_layers, build_module, resolve_op
+from cnnbench.numerics.build import build_layers, build_module, convert_args, resolve_op
 from cnnbench.numerics.fill import make_tensor, torch_dtype
-from cnnbench.numerics.oracle import Subject, to_memory_format
+from cnnbench.numerics.subject import Subject, to_memory_format
 
 __all__ = [
     "TRAIN_LR",
@@ -72,11 +72,6 @@ def torchvision_missing() -> str | None:
     return None
 
 
-def _convert_args(args: dict[str, Any]) -> dict[str, Any]:
-    """A dtype name given as an argument (softmax's) becomes the torch dtype."""
-    return {k: torch_dtype(v) if k == "dtype" and isinstance(v, str) else v for k, v in args.items()}
-
-
 def _build_callable(spec: BenchmarkSpec) -> tuple[Callable[..., Any], nn.Module | None]:
     """The model, module, layers or op of the benchmark, in float32 on the CPU (seeded before)."""
     if spec.model is not None:
@@ -87,7 +82,7 @@ def _build_callable(spec: BenchmarkSpec) -> tuple[Callable[..., Any], nn.Module 
         module = build_module(spec.module, spec.args)
     else:
         assert spec.op is not None
-        return functools.partial(resolve_op(spec.op), **_convert_args(spec.args)), None
+        return functools.partial(resolve_op(spec.op), **convert_args(spec.args)), None
     return module, module
 
 

@@ -91,15 +91,7 @@ def load_text(
             CaseError(f"expected a mapping with a cases: list, found {found}", Location(file, 1, 1))
         )
         raise CaseFileError(errors)
-    unknown = [k for k in data if k not in CaseFileSpec.model_fields]
-    for key in unknown:
-        errors.append(
-            CaseError(
-                f'unknown top-level key "{key}"{suggest(str(key), CaseFileSpec.model_fields)}; '
-                f"expected {', '.join(CaseFileSpec.model_fields)}",
-                marks.location((key,)),
-            )
-        )
+    errors.extend(_unknown_top_level(data, marks))
     defaults: dict[str, Any] = {}
     if data.get("defaults") is not None:
         try:
@@ -107,20 +99,50 @@ def load_text(
             defaults = dict(data["defaults"]) if isinstance(data["defaults"], dict) else {}
         except ValidationError as exc:
             errors.extend(validation_errors(exc, data["defaults"], ("defaults",), marks))
+    seen: dict[str, int] = {}
+    cases = _load_cases(data, defaults, marks, context, seen, errors)
+    benchmarks = _load_benchmarks(data, marks, context, seen, errors)
+    if errors:
+        raise CaseFileError(errors)
+    return CaseFile(file, tuple(cases), tuple(benchmarks))
+
+
+def _unknown_top_level(data: dict[str, Any], marks: Marks) -> list[CaseError]:
+    known = CaseFileSpec.model_fields
+    return [
+        CaseError(
+            f'unknown top-level key "{key}"{suggest(str(key), known)}; expected {", ".join(known)}',
+            marks.location((key,)),
+        )
+        for key in data
+        if key not in known
+    ]
+
+
+def _load_cases(
+    data: dict[str, Any],
+    defaults: dict[str, Any],
+    marks: Marks,
+    context: dict[str, Any],
+    seen: dict[str, int],
+    errors: list[CaseError],
+) -> list[Case]:
+    """The file's cases: list, validated with defaults merged in and sweeps expanded; problems go to errors,
+    ids go to seen (id -> line)."""
     raw_cases = data.get("cases")
     if raw_cases is None:
         if data.get("benchmarks") is None:
             errors.append(
                 CaseError(
-                    'missing required key "cases" (a list of cases) or "benchmarks"', Location(file, 1, 1)
+                    'missing required key "cases" (a list of cases) or "benchmarks"',
+                    Location(marks.file, 1, 1),
                 )
             )
-        raw_cases = []
-    elif not isinstance(raw_cases, list):
+        return []
+    if not isinstance(raw_cases, list):
         errors.append(CaseError("cases must be a list of cases", marks.location(("cases",))))
-        raw_cases = []
+        return []
     cases: list[Case] = []
-    seen: dict[str, int] = {}
     for i, raw in enumerate(raw_cases):
         path: KeyPath = ("cases", i)
         if not isinstance(raw, dict):
@@ -142,18 +164,12 @@ def load_text(
         line = marks.location(path).line or 1
         for spec in specs:
             if spec.id in seen:
-                errors.append(
-                    CaseError(
-                        f'duplicate case id "{spec.id}" (first at line {seen[spec.id]})', marks.location(path)
-                    )
-                )
+                message = f'duplicate case id "{spec.id}" (first at line {seen[spec.id]})'
+                errors.append(CaseError(message, marks.location(path)))
                 continue
             seen[spec.id] = line
-            cases.append(Case(spec, file, line))
-    benchmarks = _load_benchmarks(data, marks, context, seen, errors)
-    if errors:
-        raise CaseFileError(errors)
-    return CaseFile(file, tuple(cases), tuple(benchmarks))
+            cases.append(Case(spec, marks.file, line))
+    return cases
 
 
 def _load_benchmarks(

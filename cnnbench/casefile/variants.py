@@ -27,6 +27,7 @@ __all__ = [
     "estimated_seconds",
     "expand",
     "expand_benchmarks",
+    "repro_script_command",
     "rerun_command",
 ]
 
@@ -178,6 +179,11 @@ AnyVariant = Variant | BenchVariant
 def rerun_command(file: str, variant_id: str) -> str:
     """The command that runs exactly one variant again: ``cnnbench run FILE -k 'ID'`` (shell-quoted)."""
     return f"cnnbench run {shlex.quote(file)} -k {shlex.quote(variant_id)}"
+
+
+def repro_script_command(variant_id: str) -> str:
+    """The command that prints a plain-torch script reproducing one variant: ``cnnbench repro 'ID'``."""
+    return f"cnnbench repro {shlex.quote(variant_id)}"
 
 
 def expand(cases: Iterable[Case]) -> Iterator[Variant]:

@@ -1,4 +1,5 @@
-"""Resolve allowlisted names to torch callables and build the modules a case describes."""
+"""Resolve vocabulary names to torch callables, turn case-file arguments into torch values, and build the modules a
+case describes."""
 
 from __future__ import annotations
 
@@ -10,11 +11,28 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnbench.casefile.format import LayerSpec
-from cnnbench.casefile.vocabulary import EXCEPTION_TYPES, FUNCTIONAL_OPS, MODULES, TORCH_OPS
+from cnnbench.casefile.vocabulary import DTYPES, EXCEPTION_TYPES, FUNCTIONAL_OPS, MODULES, TORCH_OPS
 from cnnbench.errors import CnnbenchError
 from cnnbench.numerics.fill import make_tensor, torch_dtype
 
-__all__ = ["build_layers", "build_module", "exception_type", "load_state", "resolve_op", "to_dtype"]
+__all__ = [
+    "build_layers",
+    "build_module",
+    "convert_args",
+    "exception_type",
+    "load_state",
+    "resolve_op",
+    "to_dtype",
+]
+
+
+def convert_args(args: Mapping[str, Any]) -> dict[str, Any]:
+    """Case-file values as torch takes them: a dtype name given as the dtype argument (softmax's) becomes the
+    torch dtype; every other value is passed as written."""
+    return {
+        key: getattr(torch, value) if key == "dtype" and isinstance(value, str) and value in DTYPES else value
+        for key, value in args.items()
+    }
 
 
 def resolve_op(name: str) -> Callable[..., Any]:

@@ -1,58 +1,18 @@
-"""Compare a result with what was expected: tolerances per dtype, and a Check with the first mismatches."""
+"""Compare a result with what was expected, elementwise within a tolerance, into a Check with the first mismatches."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 
-from cnnbench.casefile.format import ToleranceOverride as ToleranceSpec
+from cnnbench.numerics.tolerance import Tolerance
 
-__all__ = [
-    "DEFAULT_TOLERANCES",
-    "Check",
-    "Mismatch",
-    "Tolerance",
-    "check_close",
-    "check_shape",
-    "tolerance_for",
-]
+__all__ = ["MAX_EXAMPLES", "Check", "Mismatch", "check_close", "check_shape"]
 
-
-@dataclass(frozen=True)
-class Tolerance:
-    """A result element passes when ``|got - expected| <= atol + rtol * |expected|``."""
-
-    atol: float
-    rtol: float
-
-
-#: torch.testing.assert_close's defaults per dtype; integer and bool results are compared exactly.
-DEFAULT_TOLERANCES: dict[str, Tolerance] = {
-    "float64": Tolerance(atol=1e-7, rtol=1e-7),
-    "float32": Tolerance(atol=1e-5, rtol=1.3e-6),
-    "float16": Tolerance(atol=1e-5, rtol=1e-3),
-    "bfloat16": Tolerance(atol=1e-5, rtol=1.6e-2),
-    "complex64": Tolerance(atol=1e-5, rtol=1.3e-6),
-    "complex128": Tolerance(atol=1e-7, rtol=1e-7),
-}
-_EXACT = Tolerance(atol=0.0, rtol=0.0)
 #: How many mismatching points a failed check records.
 MAX_EXAMPLES = 10
-
-
-def tolerance_for(dtype: str, override: Any = None) -> Tolerance:
-    """The tolerance for a result of dtype: the case's override (flat or per dtype) over the default."""
-    default = DEFAULT_TOLERANCES.get(dtype, _EXACT)
-    spec: ToleranceSpec | None = override.get(dtype) if isinstance(override, dict) else override
-    if spec is None or default is _EXACT:
-        return default
-    return Tolerance(
-        atol=default.atol if spec.atol is None else spec.atol,
-        rtol=default.rtol if spec.rtol is None else spec.rtol,
-    )
 
 
 @dataclass(frozen=True)

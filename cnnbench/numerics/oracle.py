@@ -1,33 +1,35 @@
-"""Independent oracles for a variant: the float64 NumPy reference and its gradients, exact fill, training,
-gradcheck, and the cross-checks (match: cpu, memory formats, determinism)."""
+"""Independent oracles for a variant: the float64 NumPy reference and its gradients, gradcheck, and the
+cross-checks (match: cpu, memory formats, determinism)."""
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import inspect
 import math
-import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.autograd.gradcheck import GradcheckError
 
-from cnnbench.casefile.exact import case_operands, is_generated
-from cnnbench.casefile.format import CaseSpec, ToleranceSpec, TrainSpec
+from cnnbench.casefile.format import CaseSpec
 from cnnbench.casefile.variants import Variant
-from cnnbench.numerics.checks import Check, Tolerance, check_close
-from cnnbench.numerics.fill import exact_integers, make_tensor, torch_dtype
-from cnnbench.numerics.tolerance import ZERO, reference_tolerance
+from cnnbench.numerics.checks import Check, check_close
+from cnnbench.numerics.subject import (
+    Builder,
+    Subject,
+    clear_plans,
+    exact_plan,
+    first_output,
+)
+from cnnbench.numerics.tolerance import ZERO, Tolerance, reference_tolerance, with_override
 from cnnbench.ops.catalog import traits
-from cnnbench.ops.exact import ExactPlan, exact_op, plan_exact
+from cnnbench.ops.exact import ExactPlan
 from cnnbench.ops.lowering import (
     gradient_lengths,
     lower_module,
@@ -41,17 +43,10 @@ from cnnbench.store.result import Result
 __all__ = [
     "GRAD_OUTPUT_SEED",
     "MISTRUST_ZERO_FRACTION",
-    "Builder",
-    "Subject",
-    "case_inputs",
     "clear_cache",
-    "exact_plan",
-    "fill_parameters",
     "mistrust",
     "oracle_checks",
     "skip_reason",
-    "to_memory_format",
-    "train",
 ]
 
 #: A passing check whose expected values are more than this fraction zero cannot tell a right kernel from one
@@ -61,132 +56,10 @@ MISTRUST_ZERO_FRACTION = 0.3
 GRAD_OUTPUT_SEED = 1234
 #: References kept in memory: a case's variants run one after the other, so a few entries get every hit.
 _CACHE_SIZE = 32
-#: Exact-fill tensors kept in memory (a case's inputs and parameters, for the plans of its dtypes).
-_EXACT_CACHE_SIZE = 16
 #: gradcheck compares full Jacobians up to this many input elements, and random projections (fast mode) above.
 _GRADCHECK_FULL_NUMEL = 2000
 #: Case args that change how torch returns a result but not what the reference computes.
 _NOT_REFERENCE_ARGS = frozenset({"dtype", "inplace"})
-_OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
-    "SGD": torch.optim.SGD,
-    "Adam": torch.optim.Adam,
-    "RMSprop": torch.optim.RMSprop,
-    "Adagrad": torch.optim.Adagrad,
-}
-
-
-@dataclass
-class Subject:
-    """What a variant calls, built for one device, dtype and memory format: the callable and its inputs."""
-
-    fn: Callable[..., Any]
-    module: nn.Module | None
-    inputs: list[torch.Tensor]
-
-
-Builder = Callable[[str, str, str], Subject]
-"""(device, dtype, memory_format) -> a freshly built Subject of the same case, with the variant's exact plan."""
-
-
-# ---------------------------------------------------------------------------------------------------------
-# exact fill
-# ---------------------------------------------------------------------------------------------------------
-
-
-def exact_plan(spec: CaseSpec, dtype: str) -> ExactPlan | None:
-    """The case's exact-fill plan for values used in dtype, or None without ``fill: exact``."""
-    if spec.fill != "exact":
-        return None
-    key = (id(spec), dtype)
-    hit = _PLANS.get(key)
-    if hit is not None and hit[0] is spec:
-        return hit[1]
-    module = None if spec.layers is not None else spec.module
-    op = exact_op(spec.op, module, spec.args, spec.mode)
-    operands = case_operands(spec.op, module, spec.args, spec.inputs, spec.state, op)
-    plan = plan_exact(op, spec.args, operands, dtype)
-    if len(_PLANS) >= _CACHE_SIZE:
-        _PLANS.clear()
-    # The entry holds the spec itself, so its id cannot be reused by another spec while it is cached.
-    _PLANS[key] = (spec, plan)
-    return plan
-
-
-def _seed(case_seed: int, name: str) -> int:
-    """A seed per tensor: the same tensor gets the same integers in every variant of the case."""
-    return (case_seed * 1_000_003 + zlib.crc32(name.encode())) % 2**62
-
-
-@functools.lru_cache(maxsize=_EXACT_CACHE_SIZE)
-def _exact_values(plan: ExactPlan, role: str, shape: tuple[int, ...], seed: int, groups: int) -> torch.Tensor:
-    """A tensor's exact integers (float64, CPU); cached, since every variant of a case rebuilds them.
-
-    Callers copy before use: the cached tensor must never be written to."""
-    if role == "weight":
-        if plan.op.startswith("conv_transpose") and len(shape) > 2:
-            # (C_in, C_out/g, *k): one output channel sums over its group's input channels and every tap, so
-            # the rows to sparsify are (group, output channel) with (input channel, tap) flattened.
-            c_in, c_out_g, *taps = shape
-            g = max(groups, 1)
-            rows = exact_integers((g * c_out_g, c_in // g, *taps), seed, plan.weight_range, plan.nonzeros)
-            grouped = rows.reshape(g, c_out_g, c_in // g, *taps).transpose(1, 2)
-            return grouped.reshape(shape)
-        return exact_integers(shape, seed, plan.weight_range, plan.nonzeros)
-    if role == "bias":
-        return exact_integers(shape, seed, plan.bias_range)
-    return exact_integers(shape, seed, plan.data_range)
-
-
-def case_inputs(spec: CaseSpec, dtype: str, device: str, plan_dtype: str | None = None) -> list[torch.Tensor]:
-    """The case's inputs in dtype on device; with ``fill: exact``, random ones hold the exact integers of
-    plan_dtype's plan (default: dtype), so a float64 copy for the reference has the variant's very values."""
-    plan = exact_plan(spec, plan_dtype or dtype)
-    if plan is None:
-        return [make_tensor(s, dtype, device) for s in spec.inputs.values()]
-    module = None if spec.layers is not None else spec.module
-    operands = case_operands(spec.op, module, spec.args, spec.inputs, spec.state, plan.op)
-    groups = int(spec.args.get("groups", 1) or 1)
-    out = []
-    for operand, (name, tensor_spec) in zip(operands, spec.inputs.items(), strict=False):
-        if is_generated(tensor_spec):
-            values = _exact_values(plan, operand.role, operand.shape, _seed(spec.seed, name), groups)
-            pinned = getattr(tensor_spec, "dtype", None)
-            out.append(values.to(device=device, dtype=torch_dtype(pinned or dtype), copy=True))
-        else:
-            out.append(make_tensor(tensor_spec, dtype, device))
-    return out
-
-
-def fill_parameters(module: nn.Module | None, spec: CaseSpec, plan_dtype: str, device: str) -> None:
-    """With ``fill: exact``, give a module's weight and bias (those not set by state:) exact integers."""
-    plan = exact_plan(spec, plan_dtype)
-    if plan is None or module is None:
-        return
-    groups = int(spec.args.get("groups", 1) or 1)
-    for name in ("weight", "bias"):
-        param = getattr(module, name, None)
-        if not isinstance(param, torch.Tensor) or name in spec.state:
-            continue
-        values = _exact_values(plan, name, tuple(param.shape), _seed(spec.seed, f"param.{name}"), groups)
-        with torch.no_grad():
-            param.copy_(values)
-
-
-def to_memory_format(subject: Subject, memory_format: str) -> Subject:
-    """The subject with its 4-D (5-D) inputs and module in channels_last (channels_last_3d) memory format."""
-    if memory_format == "contiguous":
-        return subject
-
-    def convert(t: torch.Tensor) -> torch.Tensor:
-        if t.dim() == 4:
-            return t.contiguous(memory_format=torch.channels_last)
-        if t.dim() == 5:
-            return t.contiguous(memory_format=torch.channels_last_3d)
-        return t
-
-    if subject.module is not None:
-        subject.module.to(memory_format=torch.channels_last)
-    return Subject(subject.fn, subject.module, [convert(t) for t in subject.inputs])
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -210,15 +83,12 @@ class _Reference:
 
 
 _CACHE: OrderedDict[tuple[str, str], _Reference] = OrderedDict()
-#: Exact-fill plans by (spec identity, dtype): a variant asks for its plan several times.
-_PLANS: dict[tuple[int, str], tuple[CaseSpec, ExactPlan | None]] = {}
 
 
 def clear_cache() -> None:
     """Forget every cached reference, plan and exact tensor (tests patching the reference use this)."""
     _CACHE.clear()
-    _PLANS.clear()
-    _exact_values.cache_clear()
+    clear_plans()
 
 
 def _reference_call(
@@ -290,16 +160,6 @@ def _reference(spec: CaseSpec, build: Builder) -> _Reference:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _override(base: Tolerance, dtype: str, override: ToleranceSpec | None) -> Tolerance:
-    """The case's tolerance: key (flat or per dtype) over the computed one."""
-    spec = override.get(dtype) if isinstance(override, dict) else override
-    if spec is None:
-        return base
-    return Tolerance(
-        atol=base.atol if spec.atol is None else spec.atol, rtol=base.rtol if spec.rtol is None else spec.rtol
-    )
-
-
 def _tolerance(
     spec: CaseSpec, plan: ExactPlan | None, op: str, dtype: str, k: int, scale: float, input_scale: float
 ) -> Tolerance:
@@ -309,7 +169,7 @@ def _tolerance(
         base = ZERO
     else:
         base = reference_tolerance(op, dtype, k, scale, input_scale)
-    return _override(base, dtype, spec.tolerance)
+    return with_override(base, dtype, spec.tolerance)
 
 
 def mistrust(expected: np.ndarray | torch.Tensor) -> str:
@@ -331,12 +191,6 @@ def mistrust(expected: np.ndarray | torch.Tensor) -> str:
     if flat.size > 1 and bool(np.all(flat == flat[0])):
         return f"every expected value equals {float(flat[0]):g}"
     return ""
-
-
-def _first(out: Any) -> torch.Tensor:
-    first = out[0] if isinstance(out, tuple | list) else out
-    assert isinstance(first, torch.Tensor), type(first)
-    return first
 
 
 def _outputs(out: Any) -> tuple[Any, ...]:
@@ -366,7 +220,7 @@ def _diagnose(
         )
     if dtype not in UNIT_ROUNDOFF:
         return check
-    t64 = _first(_run(build("cpu", "float64", "contiguous"))).detach().to("cpu", torch.float64)
+    t64 = first_output(_run(build("cpu", "float64", "contiguous"))).detach().to("cpu", torch.float64)
     want = torch.from_numpy(ref)
     got64 = got.detach().to("cpu", torch.float64)
     torch_vs_ref = float((t64 - want).abs().max()) if t64.numel() and t64.shape == want.shape else math.inf
@@ -511,7 +365,7 @@ def _grad_reference_checks(variant: Variant, build: Builder, result: Result | No
                 if isinstance(param, nn.Parameter) and param.requires_grad:
                     param.grad = None
                     leaves[name] = param
-        out = _first(subject.fn(*subject.inputs))
+        out = first_output(subject.fn(*subject.inputs))
         gen = torch.Generator().manual_seed(GRAD_OUTPUT_SEED + spec.seed)
         grad_output = torch.randn(tuple(out.shape), generator=gen, dtype=torch.float64)
         out.backward(grad_output.to(device=out.device, dtype=out.dtype))
@@ -535,7 +389,7 @@ def _grad_reference_checks(variant: Variant, build: Builder, result: Result | No
             continue
         scale = float(np.abs(want).max()) if want.size else 0.0
         k = lengths.get(name, lengths.get("input", 1))
-        tol = _override(
+        tol = with_override(
             reference_tolerance(
                 ref.op, dtype, k, scale, ref.input_scale * max(scale, 1.0), exact_data_movement=False
             ),
@@ -686,44 +540,3 @@ def skip_reason(variant: Variant) -> str | None:
     if expect.match == "cpu" and not others and on_cpu:
         return "match: cpu compares an accelerator with the CPU; this variant is the CPU baseline"
     return None
-
-
-# ---------------------------------------------------------------------------------------------------------
-# training
-# ---------------------------------------------------------------------------------------------------------
-
-
-def _loss(kind: str, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    if kind == "mse_sum":
-        return ((out - target) ** 2).sum()
-    if kind == "mse":
-        return F.mse_loss(out, target)
-    return F.cross_entropy(out, target)
-
-
-def _optimizer(train_spec: TrainSpec, params: Sequence[nn.Parameter]) -> torch.optim.Optimizer:
-    kwargs: dict[str, Any] = {"lr": train_spec.lr, "weight_decay": train_spec.weight_decay}
-    if train_spec.momentum is not None:
-        kwargs["momentum"] = train_spec.momentum
-    return _OPTIMIZERS[train_spec.optimizer](params, **kwargs)
-
-
-def train(subject: Subject, spec: CaseSpec, dtype: str, device: str, result: Result | None = None) -> None:
-    """Run the case's optimiser steps on the subject's module; the loss before and after go to metrics."""
-    assert spec.train is not None and subject.module is not None
-    params = [p for p in subject.module.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError(f"train: the module has no trainable parameters in {dtype}")
-    target = make_tensor(spec.train.target, dtype, device)
-    optimizer = _optimizer(spec.train, params)
-    losses = []
-    with torch.enable_grad():
-        for _ in range(spec.train.steps):
-            optimizer.zero_grad()
-            loss = _loss(spec.train.loss, _first(subject.fn(*subject.inputs)), target)
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
-    if result is not None:
-        result.metrics["loss_first"] = losses[0]
-        result.metrics["loss_last"] = losses[-1]

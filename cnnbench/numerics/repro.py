@@ -5,7 +5,6 @@ from __future__ import annotations
 import builtins
 import math
 import re
-import shlex
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -27,13 +26,13 @@ from cnnbench.casefile.tensors import (
     ZerosSpec,
     literal_shape,
 )
-from cnnbench.casefile.variants import Case, Variant, expand
+from cnnbench.casefile.variants import Variant, expand, rerun_command
 from cnnbench.casefile.vocabulary import DTYPES, FUNCTIONAL_OPS, suggest
 from cnnbench.errors import UsageError
 from cnnbench.numerics.build import build_module, to_dtype
-from cnnbench.numerics.checks import DEFAULT_TOLERANCES, tolerance_for
 from cnnbench.numerics.fill import make_tensor
-from cnnbench.numerics.oracle import case_inputs, fill_parameters
+from cnnbench.numerics.subject import case_inputs, fill_parameters
+from cnnbench.numerics.tolerance import DEFAULT_TOLERANCES, tolerance_for
 
 __all__ = ["find_variant", "parse_variant_id", "repro_snippet", "stored_row"]
 
@@ -195,7 +194,7 @@ def _expected_expr(raw: Any) -> str:
 
 
 def _args(args: dict[str, Any]) -> str:
-    """Keyword arguments; a dtype name given as the dtype argument becomes the torch dtype (runner._convert_args)."""
+    """Keyword arguments; a dtype name given as the dtype argument becomes the torch dtype (build.convert_args)."""
     parts = []
     for key, value in args.items():
         if key == "dtype" and isinstance(value, str) and value in DTYPES:
@@ -302,26 +301,25 @@ def _expectations(spec: CaseSpec, lines: list[str]) -> None:
         lines.append("assert str(module) == expected_repr, f'repr:\\n{module}'")
 
 
-def repro_snippet(variant: Variant, stored: dict[str, Any] | None = None) -> str:
-    """A Python script (plain torch, no cnnbench) that reproduces the variant; it raises if the result is wrong.
-
-    stored, when given, is the variant's stored row (status and message are quoted in the header).
-    """
-    case: Case = variant.case
-    spec = case.spec
+def _oracles_left(variant: Variant) -> list[str]:
+    """The case's expectations a plain-torch script does not carry (cnnbench's own oracles); UsageError when the
+    script could check nothing at all (a train: case, or oracle expectations only)."""
+    spec = variant.case.spec
+    rerun = rerun_command(variant.case.file, variant.id)
     if spec.train is not None:
-        raise UsageError(
-            f"{variant.id}: repro does not write training (train:) cases; use {_run_hint(variant)}"
-        )
+        raise UsageError(f"{variant.id}: repro does not write training (train:) cases; use {rerun}")
     plain = [k for k in _PLAIN_EXPECT if getattr(spec.expect, k) is not None]
     oracles = [k for k, v in spec.expect if k not in _PLAIN_EXPECT and v not in (None, False)]
     if not plain:
         raise UsageError(
             f"{variant.id}: its expectations ({', '.join(oracles)}) are cnnbench's own oracles, which a plain "
-            f"torch snippet does not carry; use {_run_hint(variant)}"
+            f"torch snippet does not carry; use {rerun}"
         )
-    tolerances = {d: tolerance_for(d, spec.tolerance) for d in DEFAULT_TOLERANCES}
-    tol_text = "{" + ", ".join(f"{d!r}: ({t.atol!r}, {t.rtol!r})" for d, t in tolerances.items()) + "}"
+    return oracles
+
+
+def _header(variant: Variant, stored: dict[str, Any] | None, oracles: Sequence[str]) -> list[str]:
+    case, spec = variant.case, variant.case.spec
     header = [
         f"# Reproduces cnnbench variant {variant.id}",
         f"# case {spec.id} at {case.location}" + (f"; source: {spec.source}" if spec.source else ""),
@@ -341,13 +339,12 @@ def repro_snippet(variant: Variant, stored: dict[str, Any] | None = None) -> str
     header.append(
         "# Needs only torch; exits with an AssertionError (or the call's own error) if it does not hold."
     )
+    return header
+
+
+def _input_lines(variant: Variant) -> list[str]:
+    spec = variant.case.spec
     lines = [
-        *header,
-        _PRELUDE.format(device=variant.device, dtype=variant.dtype, tolerances=tol_text).rstrip(),
-    ]
-    if spec.op is None:
-        lines.append(_STATE_HELPER.rstrip())
-    lines += [
         "",
         "",
         "# Inputs: seeded generators draw float64 values on the CPU, then cast, as cnnbench does.",
@@ -367,6 +364,11 @@ def repro_snippet(variant: Variant, stored: dict[str, Any] | None = None) -> str
             "inputs = {k: t.contiguous(memory_format=formats[t.dim()]) if t.dim() in formats else t"
             " for k, t in inputs.items()}",
         ]
+    return lines
+
+
+def _call_lines(variant: Variant, lines: list[str]) -> None:
+    spec = variant.case.spec
     lines += ["", "# The call."]
     if spec.op is not None:
         namespace = "F" if spec.op in FUNCTIONAL_OPS else "torch"
@@ -378,6 +380,10 @@ def repro_snippet(variant: Variant, stored: dict[str, Any] | None = None) -> str
         ]
     else:
         _build_module(variant, lines)
+
+
+def _outcome_lines(spec: CaseSpec, lines: list[str]) -> None:
+    """Run the call and check what the case expects of it: the error it raises, or its result."""
     expect = spec.expect
     if expect.error is not None:
         wanted = _exception_expr(expect.error.type)
@@ -392,26 +398,42 @@ def repro_snippet(variant: Variant, stored: dict[str, Any] | None = None) -> str
             "else:",
             f"    raise AssertionError('expected {expect.error.type}, but the call returned normally')",
         ]
+        return
+    lines.append("with torch.no_grad():")
+    if expect.layer_shapes is not None:
+        lines += [
+            "    tensors = list(inputs.values())",
+            "    out = tensors[0]",
+            f"    for i, (layer, shape) in enumerate(zip(module, {_py(expect.layer_shapes)})):",
+            "        out = layer(out, *tensors[1:]) if i == 0 else layer(out)",
+            "        assert list(out.shape) == shape, f'layer {i} ({type(layer).__name__}): shape {list(out.shape)}'",
+        ]
     else:
-        lines.append("with torch.no_grad():")
-        if expect.layer_shapes is not None:
-            lines += [
-                "    tensors = list(inputs.values())",
-                "    out = tensors[0]",
-                f"    for i, (layer, shape) in enumerate(zip(module, {_py(expect.layer_shapes)})):",
-                "        out = layer(out, *tensors[1:]) if i == 0 else layer(out)",
-                "        assert list(out.shape) == shape, f'layer {i} ({type(layer).__name__}): shape {list(out.shape)}'",
-            ]
-        else:
-            lines.append("    out = fn(*inputs.values())")
-        lines += ["", "# The expectation."]
-        _expectations(spec, lines)
+        lines.append("    out = fn(*inputs.values())")
+    lines += ["", "# The expectation."]
+    _expectations(spec, lines)
+
+
+def repro_snippet(variant: Variant, stored: dict[str, Any] | None = None) -> str:
+    """A Python script (plain torch, no cnnbench) that reproduces the variant; it raises if the result is wrong.
+
+    stored, when given, is the variant's stored row (status and message are quoted in the header).
+    """
+    spec = variant.case.spec
+    oracles = _oracles_left(variant)
+    tolerances = {d: tolerance_for(d, spec.tolerance) for d in DEFAULT_TOLERANCES}
+    tol_text = "{" + ", ".join(f"{d!r}: ({t.atol!r}, {t.rtol!r})" for d, t in tolerances.items()) + "}"
+    lines = [
+        *_header(variant, stored, oracles),
+        _PRELUDE.format(device=variant.device, dtype=variant.dtype, tolerances=tol_text).rstrip(),
+    ]
+    if spec.op is None:
+        lines.append(_STATE_HELPER.rstrip())
+    lines += _input_lines(variant)
+    _call_lines(variant, lines)
+    _outcome_lines(spec, lines)
     lines += ["", f"print('ok: {variant.id} reproduces as expected')", ""]
     return "\n".join(lines)
-
-
-def _run_hint(variant: Variant) -> str:
-    return f"cnnbench run {shlex.quote(variant.case.file)} -k {shlex.quote(variant.id)}"
 
 
 def stored_row(rows: Iterable[Any], variant_id: str) -> dict[str, Any] | None:

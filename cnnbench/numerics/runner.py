@@ -18,28 +18,23 @@ from cnnbench.casefile.case_shape import judge_output_shape
 from cnnbench.casefile.format import CaseSpec, ExpectSpec
 from cnnbench.casefile.tensors import TensorSpec
 from cnnbench.casefile.variants import BenchVariant, Variant
-from cnnbench.casefile.vocabulary import DTYPES
 from cnnbench.environment import device_available
 from cnnbench.errors import CnnbenchError, first_line
 from cnnbench.numerics.build import (
     build_layers,
     build_module,
+    convert_args,
     exception_type,
     load_state,
     resolve_op,
     to_dtype,
 )
-from cnnbench.numerics.checks import Check, check_close, check_shape, tolerance_for
+from cnnbench.numerics.checks import Check, check_close, check_shape
 from cnnbench.numerics.fill import make_tensor
-from cnnbench.numerics.oracle import (
-    Subject,
-    case_inputs,
-    fill_parameters,
-    oracle_checks,
-    skip_reason,
-    to_memory_format,
-    train,
-)
+from cnnbench.numerics.oracle import oracle_checks, skip_reason
+from cnnbench.numerics.subject import Subject, case_inputs, fill_parameters, to_memory_format
+from cnnbench.numerics.tolerance import tolerance_for
+from cnnbench.numerics.training import train
 from cnnbench.store.result import Result
 
 __all__ = ["apply_xfail", "base_result", "describe_exception", "output_digest", "run_check"]
@@ -51,17 +46,6 @@ _TENSOR_SPEC: TypeAdapter[Any] = TypeAdapter(TensorSpec)
 
 def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
-
-
-def _convert_args(args: dict[str, Any]) -> dict[str, Any]:
-    """Case-file values to torch values: a dtype name given as an argument (softmax's) becomes the dtype."""
-    out = {}
-    for key, value in args.items():
-        if key == "dtype" and isinstance(value, str) and value in DTYPES:
-            out[key] = getattr(torch, value)
-        else:
-            out[key] = value
-    return out
 
 
 def _expected_tensor(value: Any) -> torch.Tensor:
@@ -86,7 +70,7 @@ class _Call:
 
     def __init__(self, spec: CaseSpec, device: str, dtype: str) -> None:
         self.module: nn.Module | None = None
-        args = _convert_args(spec.args)
+        args = convert_args(spec.args)
         if spec.op is not None:
             self.fn: Callable[..., Any] = functools.partial(resolve_op(spec.op), **args)
             return

@@ -1,20 +1,68 @@
-"""Tolerances against the float64 reference, per op family and dtype, scaled with the reduction length K."""
+"""Tolerances: torch's defaults per dtype for literal expected values, a case's override, and the derived
+tolerance against the float64 reference per op family and dtype, scaled with the reduction length K."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
-from cnnbench.numerics.checks import Tolerance
+from cnnbench.casefile.format import ToleranceSpec
 from cnnbench.ops.catalog import traits
 from cnnbench.ops.exact import SELECT_OPS
 from cnnbench.ops.precision import UNIT_ROUNDOFF
 
 __all__ = [
     "ACCUMULATOR",
+    "DEFAULT_TOLERANCES",
     "SAFETY",
     "ZERO",
+    "Tolerance",
     "reference_tolerance",
+    "tolerance_for",
+    "with_override",
 ]
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """A result element passes when ``|got - expected| <= atol + rtol * |expected|``."""
+
+    atol: float
+    rtol: float
+
+
+#: torch.testing.assert_close's defaults per dtype; integer and bool results are compared exactly.
+DEFAULT_TOLERANCES: dict[str, Tolerance] = {
+    "float64": Tolerance(atol=1e-7, rtol=1e-7),
+    "float32": Tolerance(atol=1e-5, rtol=1.3e-6),
+    "float16": Tolerance(atol=1e-5, rtol=1e-3),
+    "bfloat16": Tolerance(atol=1e-5, rtol=1.6e-2),
+    "complex64": Tolerance(atol=1e-5, rtol=1.3e-6),
+    "complex128": Tolerance(atol=1e-7, rtol=1e-7),
+}
+#: Zero tolerance: integer results, and what exact-by-construction inputs are checked with.
+ZERO = Tolerance(atol=0.0, rtol=0.0)
+
+
+def with_override(base: Tolerance, dtype: str, override: ToleranceSpec | None) -> Tolerance:
+    """base with a case's ``tolerance:`` key (flat, or per dtype) laid over it: a key it gives wins."""
+    spec = override.get(dtype) if isinstance(override, dict) else override
+    if spec is None:
+        return base
+    return Tolerance(
+        atol=base.atol if spec.atol is None else spec.atol, rtol=base.rtol if spec.rtol is None else spec.rtol
+    )
+
+
+def tolerance_for(dtype: str, override: ToleranceSpec | None = None) -> Tolerance:
+    """The tolerance for a literal expected value of dtype: the case's override over torch's default.
+
+    Integer and bool results compare exactly, whatever the case says.
+    """
+    if dtype not in DEFAULT_TOLERANCES:
+        return ZERO
+    return with_override(DEFAULT_TOLERANCES[dtype], dtype, override)
+
 
 #: The dtype sums are accumulated in: half types accumulate in float32 on the CPU and in cuDNN/cuBLAS (their
 #: default math mode), so their sums grow float32 error while their inputs and outputs round to the half type.
@@ -29,8 +77,6 @@ ACCUMULATOR: dict[str, str] = {
 #: head room for other kernels and data, while a 1e-4 relative error in a float32 conv at that K is still 6x
 #: over the tolerance.
 SAFETY = 4.0
-#: Zero tolerance: what exact-by-construction inputs are checked with.
-ZERO = Tolerance(atol=0.0, rtol=0.0)
 
 
 def reference_tolerance(

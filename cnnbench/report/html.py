@@ -6,11 +6,11 @@ import base64
 import html
 import io
 import math
-import shlex
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from cnnbench.casefile.variants import repro_script_command
 from cnnbench.errors import UsageError
 from cnnbench.report.tables import (
     STATUS_ICONS,
@@ -235,7 +235,7 @@ def render_html(run: Run) -> str:
                 f"<p>{html.escape(r.file)}:{r.line}</p>"
                 f"<pre>{html.escape(r.message.strip() or '(no message)')}</pre>"
                 f"<p>Repro: <code>{html.escape(repro_command(r))}</code> · "
-                f"<code>cnnbench repro {html.escape(shlex.quote(r.variant_id))}</code></p>"
+                f"<code>{html.escape(repro_script_command(r.variant_id))}</code></p>"
             )
     parts += ["<h2>Environment</h2>", _env_rows(run.meta), "</body></html>"]
     return "\n".join(parts) + "\n"

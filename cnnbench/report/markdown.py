@@ -3,11 +3,11 @@ repro) and a comparison of two runs."""
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Sequence
 
 import pandas as pd
 
+from cnnbench.casefile.variants import repro_script_command
 from cnnbench.report.change import Change
 from cnnbench.report.diff import Comparison
 from cnnbench.report.tables import (
@@ -53,9 +53,7 @@ def _more(total: int) -> str:
 
 def _failure(r: Result) -> list[str]:
     script = (
-        f" · as a plain torch script: `cnnbench repro {shlex.quote(r.variant_id)}`"
-        if r.kind == "check"
-        else ""
+        f" · as a plain torch script: `{repro_script_command(r.variant_id)}`" if r.kind == "check" else ""
     )
     return [
         f"### {STATUS_ICONS.get(r.status, '')} `{r.variant_id}` — {r.status}",

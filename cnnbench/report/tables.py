@@ -4,12 +4,12 @@ summarising the machine, and which rows are failures (the terminal and the files
 from __future__ import annotations
 
 import math
-import shlex
 from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
 
+from cnnbench.casefile.variants import rerun_command
 from cnnbench.store.result import FAILING, STATUSES, Result, columns
 
 __all__ = [
@@ -52,8 +52,8 @@ def frame(results: list[Result]) -> pd.DataFrame:
 
 
 def repro_command(result: Result) -> str:
-    """A command that runs exactly this variant again."""
-    return f"cnnbench run {shlex.quote(result.file)} -k {shlex.quote(result.variant_id)}"
+    """A command that runs exactly this row's variant again."""
+    return rerun_command(result.file, result.variant_id)
 
 
 def failures(results: list[Result]) -> list[Result]:

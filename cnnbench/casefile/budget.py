@@ -6,6 +6,8 @@ import math
 import os
 import re
 
+from pydantic import ByteSize, TypeAdapter, ValidationError
+
 from cnnbench.errors import UsageError
 
 __all__ = [
@@ -25,19 +27,23 @@ BYTES_PER_ELEMENT = 8
 #: The environment variable that sets the budget when --max-case-bytes is not given.
 BUDGET_ENV = "CNNBENCH_MAX_CASE_BYTES"
 
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d*)?(?:[eE]\d+)?)\s*([kmgtp]?)(i?)b?\s*$", re.IGNORECASE)
-_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
+_BYTE_SIZE: TypeAdapter[ByteSize] = TypeAdapter(ByteSize)
+#: A number and a unit, nothing else: ByteSize alone reads only a prefix ("1.5.2G" would be 1 byte).
+_SIZE_RE = re.compile(r"^\d+(\.\d+)?\s*[a-z]*$", re.IGNORECASE)
 
 
 def parse_bytes(text: str) -> int:
     """A byte count from ``1073741824``, ``1e9``, ``512MiB``, ``2GB`` or ``1.5g`` (k, M, G, T: powers of 1000;
-    KiB, MiB, GiB, TiB: powers of 1024); ValueError if it is not one."""
-    m = _SIZE_RE.match(text)
-    if m is None:
-        raise ValueError(f"{text!r} is not a size (e.g. 1073741824, 512MiB, 2GB)")
-    number, prefix, binary = m.groups()
-    base = 1024 if binary else 1000
-    value = float(number) * base ** _POWERS[prefix.lower()]
+    KiB, MiB, GiB, TiB: powers of 1024, as pydantic.ByteSize reads them); ValueError if it is not one."""
+    try:
+        value = float(text)  # a plain number of bytes, scientific notation included (1e9)
+    except ValueError:
+        try:
+            if not _SIZE_RE.match(text.strip()):
+                raise ValueError(text)
+            value = float(_BYTE_SIZE.validate_python(text.strip()))
+        except (ValueError, ValidationError):
+            raise ValueError(f"{text!r} is not a size (e.g. 1073741824, 512MiB, 2GB)") from None
     if not math.isfinite(value) or value < 1:
         raise ValueError(f"{text!r} is not a positive size")
     return int(value)

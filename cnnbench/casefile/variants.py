@@ -9,7 +9,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Generic, TypeVar
 
 from cnnbench.casefile.bench_format import BenchmarkSpec
 from cnnbench.casefile.fields import RuleSpec
@@ -32,23 +32,31 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Case:
-    """A validated case and where it was written."""
+_SpecT = TypeVar("_SpecT", CaseSpec, BenchmarkSpec)
 
-    spec: CaseSpec
+
+@dataclass(frozen=True)
+class _Written(Generic[_SpecT]):
+    """A validated entry of a case file and where it was written."""
+
+    spec: _SpecT
     file: str
     line: int
 
     @property
     def id(self) -> str:
-        """The case id, unique in a run."""
+        """Its id, unique in a run (across cases and benchmarks)."""
         return self.spec.id
 
     @property
     def location(self) -> str:
-        """file:line of the case."""
+        """file:line where it is written."""
         return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Case(_Written[CaseSpec]):
+    """A validated case and where it was written."""
 
 
 @dataclass(frozen=True)
@@ -88,22 +96,8 @@ class Variant:
 
 
 @dataclass(frozen=True)
-class Benchmark:
+class Benchmark(_Written[BenchmarkSpec]):
     """A validated benchmark (an entry of a file's ``benchmarks:`` list) and where it was written."""
-
-    spec: BenchmarkSpec
-    file: str
-    line: int
-
-    @property
-    def id(self) -> str:
-        """The benchmark id, unique in a run (among cases too)."""
-        return self.spec.id
-
-    @property
-    def location(self) -> str:
-        """file:line of the benchmark."""
-        return f"{self.file}:{self.line}"
 
     @property
     def batches(self) -> list[int]:

@@ -51,7 +51,7 @@ def _get(args: Mapping[str, Any], name: str, default: Any) -> Any:
     return default if value is None else value
 
 
-def _conv(nd: int) -> Callable[[Mapping[str, Any], str], Lowered]:
+def _conv(nd: int, *, transposed: bool = False) -> Callable[[Mapping[str, Any], str], Lowered]:
     def lower(args: Mapping[str, Any], mode: str) -> Lowered:
         del mode
         op_args = {
@@ -59,26 +59,13 @@ def _conv(nd: int) -> Callable[[Mapping[str, Any], str], Lowered]:
             "padding": _get(args, "padding", 0),
             "dilation": _get(args, "dilation", 1),
             "groups": _get(args, "groups", 1),
-            "padding_mode": _get(args, "padding_mode", "zeros"),
         }
+        if transposed:
+            op_args["output_padding"] = _get(args, "output_padding", 0)
+        else:
+            op_args["padding_mode"] = _get(args, "padding_mode", "zeros")
         bias = "bias" if args.get("bias", True) else ""
-        return Lowered(f"conv{nd}d", op_args, ("weight", bias))
-
-    return lower
-
-
-def _conv_transpose(nd: int) -> Callable[[Mapping[str, Any], str], Lowered]:
-    def lower(args: Mapping[str, Any], mode: str) -> Lowered:
-        del mode
-        op_args = {
-            "stride": _get(args, "stride", 1),
-            "padding": _get(args, "padding", 0),
-            "output_padding": _get(args, "output_padding", 0),
-            "groups": _get(args, "groups", 1),
-            "dilation": _get(args, "dilation", 1),
-        }
-        bias = "bias" if args.get("bias", True) else ""
-        return Lowered(f"conv_transpose{nd}d", op_args, ("weight", bias))
+        return Lowered(f"conv{'_transpose' if transposed else ''}{nd}d", op_args, ("weight", bias))
 
     return lower
 
@@ -176,7 +163,7 @@ def _upsample(
 #: torch.nn module -> how a module built from these constructor args calls its functional op.
 LOWERINGS: dict[str, Callable[[Mapping[str, Any], str], Lowered]] = {
     **{f"Conv{n}d": _conv(n) for n in (1, 2, 3)},
-    **{f"ConvTranspose{n}d": _conv_transpose(n) for n in (1, 2, 3)},
+    **{f"ConvTranspose{n}d": _conv(n, transposed=True) for n in (1, 2, 3)},
     **{f"MaxPool{n}d": _max_pool(n) for n in (1, 2, 3)},
     **{f"AvgPool{n}d": _avg_pool(n) for n in (1, 2, 3)},
     **{f"AdaptiveAvgPool{n}d": _adaptive("avg", n) for n in (1, 2, 3)},

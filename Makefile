@@ -1,5 +1,6 @@
 # The two set-up commands: `make run` (the main job) and `make test` (lint, type check, tests).
 # Both create .venv and install into it on first use; later calls reuse it (idempotent).
+# `make test` = lint (ruff, the import-layer contract) + typecheck (mypy) + pytest.
 PYTHON ?= python3
 VENV ?= .venv
 # torch and torchvision are pinned to the builds this project is tested with; override e.g.
@@ -27,6 +28,7 @@ run: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: setup
 	$(BIN)/mypy

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-#: Malformed case files (tests/test_corpus.py feeds them to the CLI); the cnnbench plugin must not collect them.
+#: Malformed case files (tests/casefile/test_corpus.py feeds them to the CLI); the cnnbench plugin must not collect them.
 collect_ignore_glob = ["corpus/*"]
 
 

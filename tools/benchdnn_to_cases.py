@@ -5,7 +5,7 @@
 Each conv layer becomes one functional conv case, each pooling layer three (max, avg with and without the
 padding counted), checked against the NumPy float64 reference with exact-by-construction inputs (`fill: exact`):
 zero tolerance in float32, the scaled tolerances in float16/bfloat16. The output is a pure function of the
-shape lists and the constants below, so tests/test_benchdnn.py can regenerate it and diff against the
+shape lists and the constants below, so tests/tools/test_benchdnn_to_cases.py can regenerate it and diff against the
 committed files.
 """
 

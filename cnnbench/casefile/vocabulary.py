@@ -128,7 +128,7 @@ DTYPES: dict[str, str] = {
 FLOAT_DTYPES: frozenset[str] = frozenset({"float64", "float32", "float16", "bfloat16"})
 
 #: Model names a benchmark's ``model:`` may give: the keys of cnnbench.bench.models.MODELS (which imports torch, so
-#: the names are repeated here for validation without it; tests/test_bench_cases.py keeps the two equal).
+#: the names are repeated here for validation without it; tests/bench/test_models.py keeps the two equal).
 MODEL_NAMES: frozenset[str] = frozenset(
     {
         "resnet18",

@@ -1,6 +1,6 @@
 """Test-only fault injection for isolated workers: crash, hang or exit on chosen variants.
 
-Python imports this module at start-up when tests/faults is on PYTHONPATH (tests/test_isolation.py sets it
+Python imports this module at start-up when tests/faults is on PYTHONPATH (tests/execution/test_isolation.py sets it
 for the processes it starts). It acts only in a ``python -m cnnbench.execution.worker`` process and only when
 CNNBENCH_TEST_FAULTS is set, e.g. ``a[cpu-float32]=segv;b[cpu-float32]=hang``. Nothing in cnnbench reads that
 variable: no case file and no production setting can trigger a fault.

@@ -11,7 +11,7 @@ import pytest
 
 from cnnbench.casefile.load import load_paths
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _load_tool() -> ModuleType:

@@ -1,4 +1,4 @@
-"""The pooling and shape suites catch subtly wrong PyTorch numerics: tests/test_mutations.py's patches (and one
+"""The pooling and shape suites catch subtly wrong PyTorch numerics: tests/suite/test_mutations.py's patches (and one
 more), each run against named cases of cases/pooling and cases/shapes in-process; they pass unpatched."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
+from mutation_support import MUTATIONS
 from repo import REPO
-from test_mutations import MUTATIONS
 
 from cnnbench.casefile.load import load_paths
 from cnnbench.casefile.variants import Variant, expand

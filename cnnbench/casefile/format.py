@@ -143,7 +143,7 @@ class ExpectSpec(SpecModel):
     dtype: DType | None = None
     reference: Annotated[
         Literal["numpy"] | None,
-        Field(description="compare with the float64 NumPy reference (cnnbench/numerics/reference.py)"),
+        Field(description="compare with the float64 NumPy reference (cnnbench/numerics/reference/)"),
     ] = None
     grad: Annotated[
         Literal["reference", "gradcheck"] | None,

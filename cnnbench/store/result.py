@@ -20,7 +20,7 @@ __all__ = [
 
 #: Bumped whenever a column is added, changes meaning or disappears; loading an older run migrates it
 #: through _MIGRATIONS, one version at a time.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Every status a result can have, in the order the summary line lists them.
 STATUSES = ("passed", "failed", "error", "skipped", "xfail", "xpass", "mistrusted")
 #: Statuses that make a run (and the CLI) fail.
@@ -62,6 +62,16 @@ class Result:
     """Extra measured values (timings, FLOP counts, ...), by name with units."""
     output_digest: str | None = None
     """Short sha256 of the output tensors' dtype, shape and bytes: equal digests mean bitwise-equal outputs."""
+    compute_precision: str | None = None
+    """The precision the backend really computed in ("ieee", "tf32", ...); None where not recorded."""
+    budget_used: float | None = None
+    """max |got - expected| / (atol + rtol * |expected|) over the checked elements (a pass is <= 1)."""
+    ulps_max: float | None = None
+    """The largest error in units of the compute precision's unit roundoff at each element's magnitude."""
+    ulps_p99: float | None = None
+    """The 99th percentile of the same per-element error in ulps."""
+    warnings: list[str] = field(default_factory=list)
+    """Warnings raised while the variant ran ("Category: message"), captured instead of printed."""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict of every column."""
@@ -90,8 +100,16 @@ def _migrate_1_to_2(row: dict[str, Any]) -> None:
     row.setdefault("output_digest", None)
 
 
+def _migrate_2_to_3(row: dict[str, Any]) -> None:
+    """Version 3 added compute_precision, budget_used, ulps_max, ulps_p99 and warnings; older rows did not record
+    them (None: shown as "not recorded")."""
+    for name in ("compute_precision", "budget_used", "ulps_max", "ulps_p99"):
+        row.setdefault(name, None)
+    row.setdefault("warnings", [])
+
+
 #: version N -> the function that turns a row of version N into one of version N + 1, in place.
-_MIGRATIONS: dict[int, Callable[[dict[str, Any]], None]] = {0: _migrate_0_to_1, 1: _migrate_1_to_2}
+_MIGRATIONS: dict[int, Callable[[dict[str, Any]], None]] = {0: _migrate_0_to_1, 1: _migrate_1_to_2, 2: _migrate_2_to_3}
 
 
 def migrate(row: dict[str, Any], version: int) -> dict[str, Any]:

@@ -71,6 +71,14 @@ def test_v1_run_gets_an_empty_digest(tmp_path: Path) -> None:
     assert run.results[0].output_digest is None and run.meta["migrated_from"] == 1
 
 
+def test_v2_run_records_no_precision_budget_ulps_or_warnings(tmp_path: Path) -> None:
+    row = {**V0_ROWS[0], "kind": "check", "metrics": {}, "source": "", "examples": [], "output_digest": "ab12"}
+    run = RunStore().load(str(_write(tmp_path / "v2", {**V0_META, "schema_version": 2}, [row])))
+    (r,) = run.results
+    assert (r.compute_precision, r.budget_used, r.ulps_max, r.ulps_p99, r.warnings) == (None, None, None, None, [])
+    assert r.output_digest == "ab12" and run.meta["migrated_from"] == 2
+
+
 def test_migrated_run_renders_and_compares(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     old = _write(tmp_path / "old", V0_META, V0_ROWS)
     assert main(["report", str(old), "--format", "junit"]) == 0

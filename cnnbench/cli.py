@@ -127,6 +127,7 @@ def _run_options(resume: Any, given: dict[str, Any]) -> Any:
         max_case_bytes=resolve_budget(given["max_case_bytes"]),
         threads=given["threads"],
         max_time_per_case=given["max_time_per_case"],
+        workers=given["workers"],
     )
 
 
@@ -146,6 +147,7 @@ def cmd_run(
     max_case_bytes: str | int | None = None,
     threads: int | None = None,
     max_time_per_case: float | None = None,
+    workers: int | str | None = None,
     out: Console | None = None,
 ) -> int:
     """Run every selected variant, store the run, print the summary; exit 1 if any failed or errored.
@@ -177,6 +179,7 @@ def cmd_run(
             "max_case_bytes": max_case_bytes,
             "threads": threads,
             "max_time_per_case": max_time_per_case,
+            "workers": workers,
         },
     )
     out = out or Console(highlight=False)
@@ -341,6 +344,15 @@ def _time_per_case(text: str) -> float:
     return seconds
 
 
+def _workers(text: str) -> int | str:
+    from cnnbench.execution.pool import parse_workers
+
+    try:
+        return parse_workers(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[-1]) from None
+
+
 def _parents() -> dict[str, argparse.ArgumentParser]:
     """Option groups several subcommands share, so each flag is defined once."""
 
@@ -416,6 +428,13 @@ def _add_run(sub: Any, p: dict[str, argparse.ArgumentParser]) -> None:
         type=_time_per_case,
         metavar="SECONDS",
         help="time budget of every benchmark row (warm-up + replicates), overriding the files' max_time_s",
+    )
+    run.add_argument(
+        "--workers",
+        type=_workers,
+        metavar="N|auto",
+        help="run variants side by side in N isolated workers (auto: one per GPU, or per core for CPU work); "
+        "benchmarks still run alone on their device",
     )
 
 

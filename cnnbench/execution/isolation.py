@@ -29,7 +29,7 @@ from cnnbench.errors import CnnbenchError
 from cnnbench.execution.dispatch import error_result
 from cnnbench.store.result import Result
 
-__all__ = ["ZYGOTE_COMMAND", "IsolatedRunner", "describe_exit"]
+__all__ = ["ZYGOTE_COMMAND", "IsolatedRunner", "describe_exit", "wait_readable_any"]
 
 #: The zygote's command line (the control socket's descriptor is appended); same interpreter and environment.
 ZYGOTE_COMMAND = (sys.executable, "-m", "cnnbench.execution.worker")
@@ -72,6 +72,14 @@ class _ReplyTimeoutError(Exception):
 def _wait_readable(sock: socket.socket, timeout: float | None) -> bool:
     ready, _, _ = select.select([sock], [], [], timeout)
     return bool(ready)
+
+
+def wait_readable_any(socks: list[socket.socket], timeout: float | None) -> set[socket.socket]:
+    """The sockets among socks with something to read (a reply, or end of file) within timeout seconds."""
+    if not socks:
+        return set()
+    ready, _, _ = select.select(socks, [], [], timeout)
+    return set(ready)
 
 
 class _Worker:

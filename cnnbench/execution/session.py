@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -19,6 +19,9 @@ from cnnbench.casefile.select import check_filters, select
 from cnnbench.casefile.variants import AnyVariant, estimated_seconds, expand, expand_benchmarks
 from cnnbench.errors import UsageError
 from cnnbench.execution.resume import Resume
+
+if TYPE_CHECKING:
+    from cnnbench.execution.pool import PoolPlan, WorkerPool
 from cnnbench.execution.shard import parse_shard, take_shard
 from cnnbench.store.result import Result
 from cnnbench.store.run import Run, RunStore, RunWriter
@@ -54,6 +57,8 @@ class RunOptions:
     """torch's intra-op threads for the whole run (None: torch's own)."""
     max_time_per_case: float | None = None
     """Every benchmark's time budget in seconds (None: each benchmark's max_time_s)."""
+    workers: int | str | None = None
+    """--workers: a pool of N (or "auto") isolated workers running variants side by side; None: one at a time."""
 
     def __post_init__(self) -> None:
         if not self.paths:
@@ -66,6 +71,10 @@ class RunOptions:
         if limit is not None and not 0 < limit <= MAX_TIME_PER_CASE_S:
             raise UsageError(f"--max-time-per-case {limit}: expected seconds in (0, {MAX_TIME_PER_CASE_S:g}]")
         check_filters(self.devices, self.dtypes, self.kind)
+        if self.workers is not None:
+            from cnnbench.execution.pool import parse_workers
+
+            object.__setattr__(self, "workers", parse_workers(str(self.workers)))
         if self.timeout is not None and not self.isolate:
             object.__setattr__(self, "isolate", True)
 
@@ -86,6 +95,7 @@ class RunOptions:
             "max_case_bytes": resolve_budget(stored.get("max_case_bytes")),
             "threads": stored.get("threads"),
             "max_time_per_case": stored.get("max_time_per_case"),
+            "workers": stored.get("workers"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "max_case_bytes" in overrides and overrides["max_case_bytes"] is not None:
@@ -114,6 +124,7 @@ class RunOptions:
                     if self.max_time_per_case is not None
                     else {}
                 ),
+                **({"workers": self.workers} if self.workers is not None else {}),
             },
         }
 
@@ -199,19 +210,27 @@ class RunSession:
             variants = take_shard(variants, parse_shard(options.shard))
         self.variants = variants
         self.case_ids = case_ids
+        self.pool: PoolPlan | None = None
+        if options.workers is not None:
+            from cnnbench.execution.pool import plan_pool
+
+            # Before anything runs: more GPU workers than GPUs is bad input (exit 2).
+            self.pool = plan_pool(options.workers, variants, threads=options.threads)
 
     def _meta(self) -> dict[str, Any]:
         from cnnbench.bench.timing import set_threads
         from cnnbench.environment import capture_environment
 
         # Before the environment is captured, so that it records the count in force.
-        set_threads(self.options.threads)
+        # A pool's workers run checks with its threads per worker: the count their rows were computed with.
+        set_threads(self.pool.threads if self.pool is not None else self.options.threads)
         return {
             **self.options.meta(),
             "case_files_hash": case_files_hash(self.options.paths),
             "variants_selected": len(self.variants),
             "environment": capture_environment(),
             "cwd": os.getcwd(),
+            **({"pool": self.pool.meta()} if self.pool is not None else {}),
         }
 
     def _open(self, meta: dict[str, Any]) -> tuple[RunWriter | None, list[Result], list[AnyVariant]]:
@@ -227,7 +246,12 @@ class RunSession:
         todo = [v for v in self.variants if v.id not in done]
         return RunStore.reopen(self.resume.run), self.resume.run.results, todo
 
-    def _executor(self) -> Executor:
+    def _executor(self) -> Executor | WorkerPool:
+        if self.pool is not None:
+            from cnnbench.execution.pool import WorkerPool
+
+            o = self.options
+            return WorkerPool(self.pool, o.timeout, o.max_case_bytes, o.max_time_per_case)
         if not self.options.isolate:
             from cnnbench.execution.dispatch import run_variant
 
@@ -284,7 +308,11 @@ class RunSession:
         )
 
     def _loop(
-        self, todo: list[AnyVariant], execute: Executor, writer: RunWriter | None, results: list[Result]
+        self,
+        todo: list[AnyVariant],
+        execute: Executor | WorkerPool,
+        writer: RunWriter | None,
+        results: list[Result],
     ) -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -301,9 +329,10 @@ class RunSession:
             # check milliseconds, so the ETA (remaining estimate / observed rate) stays right over a mix.
             weights = [estimated_seconds(v) for v in todo]
             task = progress.add_task("running", total=sum(weights), done=0, count=len(todo))
-            for done, (variant, weight) in enumerate(zip(todo, weights, strict=True), start=1):
-                progress.update(task, description=escape(variant.id))
-                result = execute(variant)
+            # A pool yields rows as they finish, in any order; each is stored at once all the same.
+            rows = execute.imap(todo) if hasattr(execute, "imap") else map(execute, todo)
+            for done, (result, weight) in enumerate(zip(rows, weights, strict=True), start=1):
+                progress.update(task, description=escape(result.variant_id))
                 results.append(result)
                 if writer is not None:
                     writer.append(result)

@@ -12,7 +12,8 @@ Worker protocol (worker <-> parent, one JSON object per line): requests are plai
 loads the case file itself, with the same loader and budget as the parent, and answers with the Result row
 run_variant returns, so isolated rows equal in-process ones::
 
-    in:  {"file": "cases/x.yaml", "variant": "case[cpu-float32]", "max_case_bytes": 1073741824}
+    in:  {"file": "cases/x.yaml", "variant": "case[cpu-float32]", "max_case_bytes": 1073741824,
+          "threads": 2, "max_time_s": null, "cuda_device": null}
     out: {"result": {...Result columns...}}   or   {"error": "why the variant could not be run"}
 """
 
@@ -51,6 +52,7 @@ def serve(channel: socket.socket) -> int:
 
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     files: dict[tuple[str, int | None, float | None], dict[str, Variant | BenchVariant]] = {}
+    pinned: int | None = None
     with (
         channel.makefile("r", encoding="utf-8") as requests,
         channel.makefile("w", encoding="utf-8") as replies,
@@ -63,6 +65,12 @@ def serve(channel: socket.socket) -> int:
                 import torch
 
                 torch.set_num_threads(int(threads))
+            if request.get("cuda_device") is not None and pinned != request["cuda_device"]:
+                # A pool worker's own GPU (cnnbench.execution.pool): "cuda" is that device from now on.
+                import torch
+
+                pinned = int(request["cuda_device"])
+                torch.cuda.set_device(pinned)
             reply: dict[str, object]
             try:
                 key = (file, budget, max_time_s)

@@ -127,7 +127,10 @@ def environment_key(env: Mapping[str, Any], result: Result) -> dict[str, Any]:
     kind, _, index = result.device.partition(":")
     if kind == "cpu":
         key = {k: env.get(k) for k in _CPU_KEYS}
-        key["num_threads"] = result.metrics.get("num_threads", env.get("num_threads"))
+        # A bench row records the threads it ran with ("threads"; a pool's CPU benchmark has every core while
+        # its checks ran with fewer), else the run's count applies.
+        threads = result.metrics.get("threads", result.metrics.get("num_threads"))
+        key["num_threads"] = threads if threads is not None else env.get("num_threads")
         return key
     key = {k: env.get(k) for k in _ACCEL_KEYS}
     accelerators = env.get("accelerators") or []

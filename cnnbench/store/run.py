@@ -19,7 +19,7 @@ from typing import Any
 from cnnbench.errors import UsageError
 from cnnbench.store.result import SCHEMA_VERSION, Result, columns, count_statuses, migrate
 
-__all__ = ["DEFAULT_ROOT", "Run", "RunStore", "RunWriter", "new_run_id"]
+__all__ = ["DEFAULT_ROOT", "Run", "RunStore", "RunWriter", "new_run_id", "row_order"]
 
 #: Where runs are stored unless --reports or CNNBENCH_REPORTS says otherwise.
 DEFAULT_ROOT = "reports"
@@ -184,6 +184,10 @@ class RunStore:
                     except (json.JSONDecodeError, TypeError, AttributeError):
                         dropped += 1
         meta.setdefault("run_id", path.name)
+        if meta.get("pool"):
+            # A pool stores rows as they finish, in an order that depends on scheduling; sorted on load, the run
+            # reads the same however its workers raced.
+            results.sort(key=row_order)
         if version != SCHEMA_VERSION:
             meta.update(migrated_from=version, schema_version=SCHEMA_VERSION, columns=columns())
         return Run(path=path, meta=meta, results=results, dropped_lines=dropped)
@@ -207,6 +211,11 @@ class RunStore:
                 f.write(json.dumps(result.to_json(), allow_nan=True) + "\n")
         (out / _META).write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")
         return out
+
+
+def row_order(result: Result) -> tuple[bool, str, int, str]:
+    """The deterministic order of a run's rows: checks before benchmarks, then by case file, line and id."""
+    return (result.kind == "bench", result.file, result.line, result.variant_id)
 
 
 def _read_meta(meta_path: Path) -> dict[str, Any]:

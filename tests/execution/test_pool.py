@@ -1,0 +1,220 @@
+"""The worker pool (cnnbench.execution.pool): plans, identity with a serial run, crashes, and benchmarks alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from repo import REPO
+
+from cnnbench.casefile.load import load_file
+from cnnbench.casefile.variants import AnyVariant, expand, expand_benchmarks
+from cnnbench.errors import UsageError
+from cnnbench.execution.dispatch import run_variant
+from cnnbench.execution.pool import AUTO, WorkerPool, parse_workers, plan_pool
+from cnnbench.store.run import RunStore
+
+FAULTS_DIR = REPO / "tests" / "faults"
+
+#: Every status, and outputs with digests (a conv on random data, a reduction), on the CPU.
+MIXED = """
+defaults: {devices: [cpu], dtypes: [float32, float64]}
+cases:
+  - id: conv
+    op: conv2d
+    args: {padding: 1}
+    inputs: {input: {randn: [2, 3, 9, 9], seed: 1}, weight: {randn: [4, 3, 3, 3], seed: 2}}
+    expect: {reference: numpy}
+  - id: mean
+    op: adaptive_avg_pool2d
+    args: {output_size: 1}
+    inputs: {input: {randn: [2, 4, 40, 40], seed: 3}}
+    expect: {reference: numpy}
+  - id: passes
+    op: conv2d
+    inputs: {input: {arange: [1, 1, 3, 3]}, weight: {ones: [1, 1, 2, 2]}}
+    expect: {output: [[[[8, 12], [20, 24]]]]}
+  - id: fails
+    op: relu
+    inputs: {input: [1.0, -2.0]}
+    expect: {output: [1.0, -2.0]}
+  - id: errors
+    module: Conv2d
+    args: {in_channels: 2, out_channels: 1, kernel_size: 1}
+    inputs: {input: {randn: [1, 3, 2, 2], seed: 1}}
+    expect: {shape: [1, 1, 2, 2]}
+  - id: xfails
+    op: relu
+    inputs: {input: [-1.0]}
+    expect: {output: [5.0]}
+    xfail: [{dtype: float64, reason: "demonstrates xfail"}]
+    skip: [{dtype: float32, reason: "demonstrates skip"}]
+"""
+
+#: Checks and two short CPU benchmarks: the benchmarks must each run with no other variant running.
+WITH_BENCH = """
+defaults: {devices: [cpu], dtypes: [float32]}
+cases:
+"""
+WITH_BENCH += "".join(
+    f"""  - id: c{i}
+    op: relu
+    inputs: {{input: {{randn: [64, 64], seed: {i}}}}}
+    expect: {{reference: numpy}}
+"""
+    for i in range(12)
+)
+WITH_BENCH += """benchmark_defaults: {devices: [cpu], dtypes: [float32], max_time_s: 0.3}
+benchmarks:
+  - id: b1
+    op: relu
+    inputs: {input: {randn: [256, 256], seed: 1}}
+  - id: b2
+    op: tanh
+    inputs: {input: {randn: [256, 256], seed: 2}}
+"""
+
+
+def _variants(path: Path) -> list[AnyVariant]:
+    loaded = load_file(path)
+    return [*expand(loaded.cases), *expand_benchmarks(loaded.benchmarks)]
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "two", "1.5", ""])
+def test_bad_worker_counts_are_usage_errors(text: str) -> None:
+    with pytest.raises(UsageError, match="--workers"):
+        parse_workers(text)
+
+
+def test_plan_shares_the_cores_or_pins_one_worker_per_gpu(write_case: Callable[..., Path]) -> None:
+    cpu = _variants(write_case(MIXED))
+    assert plan_pool(2, cpu, cores=8).threads == 4
+    assert plan_pool(AUTO, cpu, cores=8).workers == 8
+    assert plan_pool(3, cpu, cores=2).threads == 1
+    assert plan_pool(2, cpu, cores=8, threads=3).threads == 3
+    # CPU-only work never asks for GPUs, even where there are some.
+    assert plan_pool(AUTO, cpu, cores=4, gpus=8).gpus == ()
+    gpu = _variants(write_case(MIXED.replace("devices: [cpu]", "devices: [cpu, cuda]"), "gpu.yaml"))
+    eight = plan_pool(AUTO, gpu, cores=64, gpus=8)
+    assert (eight.workers, eight.gpus, eight.threads) == (8, tuple(range(8)), 8)
+    with pytest.raises(UsageError, match="only 2 GPUs visible"):
+        plan_pool(3, gpu, cores=8, gpus=2)
+    # No GPU visible: GPU variants get their skipped rows from CPU workers.
+    assert plan_pool(AUTO, gpu, cores=2, gpus=0).workers == 2
+
+
+def test_pool_rows_equal_a_serial_run(write_case: Callable[..., Path]) -> None:
+    variants = _variants(write_case(MIXED))
+    plan = plan_pool(2, variants, cores=2)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(plan.threads)  # digests of reductions depend on the intra-op thread count
+    try:
+        serial = {r.variant_id: r for r in map(run_variant, variants)}
+    finally:
+        torch.set_num_threads(previous)
+    pool = WorkerPool(plan)
+    try:
+        parallel = {r.variant_id: r for r in pool.imap(variants)}
+    finally:
+        pool.close()
+    assert parallel.keys() == serial.keys()
+    for vid, row in serial.items():
+        assert (parallel[vid].status, parallel[vid].output_digest) == (row.status, row.output_digest), vid
+    assert {r.status for r in serial.values()} == {"passed", "failed", "error", "skipped", "xfail"}
+    assert sum(r.output_digest is not None for r in serial.values()) >= 4
+    assert {r.metrics["worker"] for r in parallel.values()} == {0, 1}
+    assert pool.restarts == 0
+
+
+def test_a_killed_worker_is_an_error_row_and_is_replaced(
+    write_case: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(FAULTS_DIR), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("CNNBENCH_TEST_FAULTS", "fails[cpu-float32]=oom;mean[cpu-float64]=segv")
+    variants = _variants(write_case(MIXED))
+    pool = WorkerPool(plan_pool(2, variants, cores=2))
+    try:
+        rows = {r.variant_id: r for r in pool.imap(variants)}
+    finally:
+        pool.close()
+    assert len(rows) == len(variants)
+    assert rows["fails[cpu-float32]"].status == "error"
+    assert rows["fails[cpu-float32]"].message.startswith("worker killed by signal 9 (SIGKILL")
+    assert rows["mean[cpu-float64]"].message.startswith("worker killed by signal 11 (SIGSEGV")
+    assert pool.restarts == 2
+    # The rest ran on, in the replacement workers as well.
+    assert rows["conv[cpu-float64]"].status == "passed" and rows["passes[cpu-float64]"].status == "passed"
+    assert rows["fails[cpu-float64]"].status == "failed"
+
+
+def test_a_hung_variant_times_out_and_the_others_finish(
+    write_case: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(FAULTS_DIR), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("CNNBENCH_TEST_FAULTS", "conv[cpu-float32]=hang")
+    variants = _variants(write_case(MIXED))
+    pool = WorkerPool(plan_pool(2, variants, cores=2), timeout=3)
+    try:
+        rows = {r.variant_id: r for r in pool.imap(variants)}
+    finally:
+        pool.close()
+    assert rows["conv[cpu-float32]"].message == "timed out after 3 s; the worker running it was killed"
+    assert sum(r.status == "passed" for r in rows.values()) >= 5
+    # The other worker went on while one hung: rows finished before the hung one was given up.
+    hung = rows["conv[cpu-float32]"]
+    assert any(r.metrics["ended_at"] < hung.metrics["ended_at"] - 1 for r in rows.values() if r is not hung)
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cnnbench", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_cli_workers_benchmarks_never_overlap_another_variant(
+    write_case: Callable[..., Path], tmp_path: Path
+) -> None:
+    path = write_case(WITH_BENCH)
+    proc = _cli("run", str(path), "--workers", "2", "--reports", str(tmp_path / "r"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    run = RunStore(tmp_path / "r").load()
+    assert run.meta["pool"]["workers"] == 2 and run.meta["pool"]["threads_per_worker"] == 1
+    assert run.meta["options"]["workers"] == 2
+    rows = run.results
+    benches = [r for r in rows if r.kind == "bench"]
+    assert len(benches) == 2 and all(r.status == "passed" for r in benches)
+    assert len({r.metrics["worker"] for r in rows}) == 2
+    for bench in benches:
+        start, end = bench.metrics["started_at"], bench.metrics["ended_at"]
+        for other in rows:
+            if other is not bench:
+                assert other.metrics["ended_at"] <= start or other.metrics["started_at"] >= end, (
+                    other.variant_id
+                )
+        assert bench.metrics["threads"] == 2  # alone on the CPU, it has every core
+    # Stored as they finished, loaded in one order: checks by line, then benchmarks.
+    assert [r.variant_id for r in rows] == [f"c{i}[cpu-float32]" for i in range(12)] + [
+        "b1[cpu-float32-b256-inference-contiguous]",
+        "b2[cpu-float32-b256-inference-contiguous]",
+    ]
+    lines = (run.path / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 14 and all(json.loads(line)["variant_id"] for line in lines)
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "many"])
+def test_cli_bad_workers_exit_2(value: str, write_case: Callable[..., Path], tmp_path: Path) -> None:
+    proc = _cli("run", str(write_case(MIXED)), "--workers", value, "--no-save", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "--workers" in proc.stderr and "expected a whole number >= 1 or auto" in proc.stderr
+    assert "Traceback" not in proc.stderr

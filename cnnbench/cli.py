@@ -308,8 +308,16 @@ def cmd_merge(
     path = merge_runs(loaded, output or store.new_run_dir())
     merged = RunStore().load(str(path))
     out = out or Console(highlight=False)
-    state = "" if merged.complete else " (incomplete: a shard is missing or did not finish)"
-    out.print(f"merged {len(loaded)} runs, {len(merged.results)} variants into {path}{state}", markup=False)
+    missing = merged.meta.get("missing_shards") or []
+    state = ""
+    if not merged.complete:
+        why = f"shard {', '.join(missing)} missing" if missing else "a shard did not finish"
+        state = f" (incomplete: {why}; `cnnbench run --resume {path}` runs what is missing)"
+    out.print(
+        f"merged {len(loaded)} runs, {len(merged.results)} variants into {path}{state}",
+        markup=False,
+        soft_wrap=True,
+    )
     return EXIT_OK
 
 

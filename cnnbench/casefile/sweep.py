@@ -82,6 +82,21 @@ def _strict_equal(a: Any, b: Any) -> bool:
     return type(a) is type(b) and bool(a == b)
 
 
+def _strict_key(value: Any) -> Any:
+    """A hashable stand-in for value such that equal keys mean _strict_equal values (NaN equals nothing)."""
+    if isinstance(value, list):
+        return ("list", tuple(_strict_key(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", frozenset((k, _strict_key(v)) for k, v in value.items()))
+    if isinstance(value, float) and math.isnan(value):
+        return ("nan", object())
+    try:
+        hash(value)
+    except TypeError:
+        return ("unhashable", object())
+    return (type(value), value)
+
+
 def _shown(value: Any) -> str:
     """A value as the case file writes it (true, not True)."""
     return json.dumps(value, default=str)
@@ -217,11 +232,14 @@ class Sweep:
                 raise SweepError(
                     f'sweep key "{key}" has no values: the sweep expands to zero cases', ("sweep", key)
                 )
+            seen: set[Any] = set()  # a set, not a scan of the earlier values: O(n) for an axis of n values
             for i, value in enumerate(values):
-                if any(_strict_equal(value, earlier) for earlier in values[:i]):
+                key_of = _strict_key(value)
+                if key_of in seen:
                     raise SweepError(
                         f'sweep key "{key}" repeats the value {_shown(value)}', ("sweep", key, i)
                     )
+                seen.add(key_of)
             for other in axes:
                 short, long_ = sorted((other.parts, parts), key=len)
                 if long_[: len(short)] == short:

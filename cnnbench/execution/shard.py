@@ -56,11 +56,14 @@ def take_shard(items: Iterable[_T], shard: Shard, key: Any = None) -> list[_T]:
     return [item for item in items if shard_of(get(item), shard.count) == shard.index]
 
 
-def merge_runs(runs: Sequence[Run], output: str | os.PathLike[str]) -> Path:
+def merge_runs(runs: Sequence[Run], output: str | os.PathLike[str], *, shards: int | None = None) -> Path:
     """Write one run combining the shards' rows into the directory output; return its path.
 
     The environment comes from the first run. Every run must have used the same case files; a variant stored
-    by two runs is an error. The merged run is complete only if every shard was, and every shard is there.
+    by two runs is an error. The merged run is complete only if every shard was, and every shard is there
+    (shards: the split's count when it is known, e.g. by ``cnnbench submit``, so that even a split whose last
+    shards never came back names them). Its meta names the missing shards (``missing_shards``); ``cnnbench run
+    --resume`` of the merged run runs exactly the variants they would have.
     """
     if not runs:
         raise UsageError("merge: give at least one run")
@@ -72,6 +75,7 @@ def merge_runs(runs: Sequence[Run], output: str | os.PathLike[str]) -> Path:
             raise UsageError(
                 f"merge: {run.run_id} ran other case files than {first.run_id} (case_files_hash {got} vs {wanted})"
             )
+    # One dict of ids over every run: a duplicate is found in O(1), the merge is O(rows).
     seen: dict[str, str] = {}
     results: list[Result] = []
     for run in runs:
@@ -83,8 +87,7 @@ def merge_runs(runs: Sequence[Run], output: str | os.PathLike[str]) -> Path:
                 )
             seen[result.variant_id] = run.run_id
             results.append(result)
-    shards = [run.meta.get("shard") for run in runs]
-    missing = _missing_shards(shards)
+    missing = _missing_shards([run.meta.get("shard") for run in runs], shards)
     complete = all(run.complete for run in runs) and not missing
     meta: dict[str, Any] = {
         k: v
@@ -108,13 +111,13 @@ def merge_runs(runs: Sequence[Run], output: str | os.PathLike[str]) -> Path:
     return RunStore.save(Run(path=Path(output), meta=meta, results=results), output)
 
 
-def _missing_shards(shards: Sequence[Any]) -> list[str]:
+def _missing_shards(shards: Sequence[Any], expected: int | None = None) -> list[str]:
     """Shards of an N-way split not among those given (none when the runs were not sharded)."""
     parsed = [parse_shard(s) for s in shards if isinstance(s, str)]
-    counts = {s.count for s in parsed}
+    counts = {s.count for s in parsed} | ({expected} if expected is not None else set())
     if len(counts) > 1:
         raise UsageError(f"merge: the runs are shards of different splits ({', '.join(map(str, parsed))})")
-    if not parsed:
+    if not counts:
         return []
     (count,) = counts
     have = {s.index for s in parsed}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
@@ -27,7 +29,7 @@ STATUSES = ("passed", "failed", "error", "skipped", "xfail", "xpass", "mistruste
 FAILING = frozenset({"failed", "error"})
 
 
-@dataclass
+@dataclass(slots=True)
 class Result:
     """One variant's outcome: the row stored, reported and compared."""
 
@@ -79,9 +81,27 @@ class Result:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Result:
-        """Build from a stored row; unknown keys are ignored, missing ones take their defaults."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        """Build from a stored row; unknown keys are ignored, missing ones take their defaults.
+
+        The few values most rows share (file, target, device, dtype, status, kind) are interned, so a run of a
+        million rows holds one copy of each instead of a million.
+        """
+        known = _field_names()
+        row = data if data.keys() <= known else {k: v for k, v in data.items() if k in known}
+        for name in _SHARED:
+            value = row.get(name)
+            if type(value) is str:
+                row[name] = sys.intern(value)
+        return cls(**row)
+
+
+#: Columns whose values repeat over the rows of a run.
+_SHARED = ("file", "target", "device", "dtype", "status", "kind", "source", "reason", "compute_precision")
+
+
+@functools.cache
+def _field_names() -> frozenset[str]:
+    return frozenset(f.name for f in fields(Result))
 
 
 def _migrate_0_to_1(row: dict[str, Any]) -> None:

@@ -83,6 +83,9 @@ class RunWriter:
         """Finish the run: counts, end time and whether every selected variant ran."""
         self._file.close()
         self.meta.update(finished_at=_now(), complete=complete, counts=dict(self.counts))
+        if complete and self.meta.get("missing_shards"):
+            # A merged run whose missing shards' variants were run by --resume: nothing is missing any more.
+            self.meta["missing_shards"] = []
         self._write_meta()
 
     def _write_meta(self) -> None:

@@ -184,3 +184,18 @@ def test_resume_rejects_runs_of_an_older_schema(tmp_path: Path) -> None:
     (run_dir / "meta.json").write_text(json.dumps({"paths": ["cases"]}))  # no schema_version: version 0
     with pytest.raises(UsageError, match="older cnnbench"):
         load_resume("old", tmp_path)
+
+
+def test_resume_builds_its_set_of_done_ids_once(tmp_path: Path) -> None:
+    from cnnbench.execution.resume import load_resume
+
+    writer = RunStore(tmp_path).create({"paths": ["x"]}, run_id="r1")
+    for vid in ("a", "b", "c"):
+        writer.append(_row(vid))
+    writer.close(complete=False)
+    with open(writer.path / "results.jsonl", "a") as f:
+        f.write('{"variant_id": "d", "case_')  # torn last line
+    resume = load_resume("r1", tmp_path)
+    assert resume.done == {"a", "b", "c"}
+    # One set for the whole run, not one per access (what made resuming 48,000 variants quadratic).
+    assert resume.done is resume.done

@@ -98,3 +98,40 @@ def test_merge_cli_default_output_and_errors(tmp_path: Path, capsys: pytest.Capt
     assert main(["merge", str(a.path), str(a.path), "-o", str(tmp_path / "m")]) == 2
     assert main(["merge", str(a.path), "-o", str(a.path)]) == 2  # not empty: never overwrite a run
     assert "exists and is not empty" in capsys.readouterr().err
+
+
+def test_a_missing_shard_is_named_and_resume_runs_only_its_variants(
+    write_case: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = [
+        f"  - {{id: relu-{i}, op: relu, inputs: {{x: [{i - 3}.0]}}, expect: {{output: [{max(i - 3, 0)}.0]}}}}"
+        for i in range(8)
+    ]
+    cases = write_case("defaults: {devices: [cpu], dtypes: [float32, float64]}\ncases:\n" + "\n".join(lines))
+    for k in (1, 3):  # shard 2/3 failed or never came back
+        assert main(["run", str(cases), "--shard", f"{k}/3", "--reports", str(tmp_path / f"s{k}")]) == 0
+    out = tmp_path / "merged"
+    capsys.readouterr()
+    assert main(["merge", str(tmp_path / "s1"), str(tmp_path / "s3"), "-o", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "incomplete: shard 2/3 missing" in said and f"--resume {out}" in said
+    merged = RunStore().load(str(out))
+    assert not merged.complete and merged.meta["missing_shards"] == ["2/3"]
+    before = {r.variant_id for r in merged.results}
+    assert main(["run", "--resume", str(out), "--reports", str(tmp_path / "r")]) == 0
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    added = [r["variant_id"] for r in rows[len(before) :]]
+    assert added and all(shard_of(v, 3) == 2 for v in added)  # exactly the missing shard's variants
+    assert sorted(before | set(added)) == sorted(
+        f"relu-{i}[cpu-{d}]" for i in range(8) for d in ("float32", "float64")
+    )
+    resumed = RunStore().load(str(out))
+    assert resumed.complete and resumed.meta["missing_shards"] == []
+
+
+def test_merge_names_shards_that_never_came_back_when_the_count_is_known(tmp_path: Path) -> None:
+    a = make_run(tmp_path / "a", [check_row("x")], shard="1/4")
+    merged = RunStore().load(str(merge_runs([a], tmp_path / "m", shards=4)))
+    assert merged.meta["missing_shards"] == ["2/4", "3/4", "4/4"]
+    unsharded = make_run(tmp_path / "b", [check_row("y")])
+    assert RunStore().load(str(merge_runs([unsharded], tmp_path / "n"))).meta["missing_shards"] == []

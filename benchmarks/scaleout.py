@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -118,13 +117,16 @@ def _kill_half_way(args: list[str], results: Path, n: int, cwd: Path) -> float:
     )
     while proc.poll() is None:
         time.sleep(0.2)
-        if results.exists() and results.stat().st_size > 0:
-            with open(results, "rb") as f:
-                if sum(1 for _ in f) >= n // 2:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    break
+        if results.exists() and _count_lines(results) >= n // 2:
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
     proc.wait()
     return time.perf_counter() - start
+
+
+def _count_lines(path: Path) -> int:
+    with open(path, "rb") as f:
+        return sum(1 for _ in f)
 
 
 def _only_run(reports: Path) -> Path:
@@ -136,11 +138,9 @@ def _split_into_shards(run_dir: Path, out: Path, count: int) -> list[Path]:
     from cnnbench.execution.shard import shard_of
 
     meta = json.loads((run_dir / "meta.json").read_text())
-    files = [
-        open(out / f"s{k}" / "results.jsonl", "w")
-        for k in range(1, count + 1)
-        if (out / f"s{k}").mkdir(parents=True) is None
-    ]  # noqa: SIM115
+    for k in range(1, count + 1):
+        (out / f"s{k}").mkdir(parents=True)
+    files = [open(out / f"s{k}" / "results.jsonl", "w") for k in range(1, count + 1)]  # noqa: SIM115
     with open(run_dir / "results.jsonl") as rows:
         for line in rows:
             vid = json.loads(line)["variant_id"]
@@ -167,7 +167,7 @@ def sweep_figures(n: int, workers: int, scratch: Path) -> list[dict[str, Any]]:
     (work / "b").mkdir()
     killed_s = _kill_half_way(["run", str(cases), "--workers", w, "--reports", "b"], Path(), n, cwd=work)
     run_b = _only_run(work / "b")
-    stored = sum(1 for _ in open(run_b / "results.jsonl", "rb"))
+    stored = _count_lines(run_b / "results.jsonl")
     resumed = _cli("resume after SIGKILL", "run", "--resume", str(run_b), "--reports", "b", cwd=work)
     resumed.update(killed_after_s=round(killed_s, 2), rows_before=stored)
     out.append(resumed)
@@ -190,8 +190,7 @@ def sweep_figures(n: int, workers: int, scratch: Path) -> list[dict[str, Any]]:
     for figure in out:
         figure["n"] = n
         figure["s_per_1e5"] = figure["s"] * 1e5 / n
-    rows_a = sum(1 for _ in open(run_a / "results.jsonl", "rb"))
-    rows_b = sum(1 for _ in open(run_b / "results.jsonl", "rb"))
+    rows_a, rows_b = _count_lines(run_a / "results.jsonl"), _count_lines(run_b / "results.jsonl")
     assert rows_a == n and rows_b == n, (rows_a, rows_b)
     return out
 

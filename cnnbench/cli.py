@@ -29,6 +29,7 @@ __all__ = [
     "cmd_repro",
     "cmd_run",
     "cmd_schema",
+    "cmd_submit",
     "cmd_validate",
     "main",
 ]
@@ -321,6 +322,59 @@ def cmd_merge(
     return EXIT_OK
 
 
+def cmd_submit(
+    paths: Sequence[str],
+    shards: int,
+    folder: str,
+    executor: str = "slurm",
+    partition: str | None = None,
+    gpus_per_node: int | None = None,
+    cpus_per_task: int | None = None,
+    time_min: int | None = None,
+    array_parallelism: int | None = None,
+    slurm_options: Sequence[str] | None = None,
+    reports: str | None = None,
+    verbose: bool = False,
+    out: Console | None = None,
+    **run_flags: Any,
+) -> int:
+    """Run the shards of a run as a Slurm job array through submitit (or its local executor), wait, merge them
+    into one stored run and report it; exit 1 if a shard is missing or anything failed."""
+    from cnnbench.execution.session import RunOptions, RunSession
+    from cnnbench.execution.submit import SubmitOptions, describe_failures, parse_slurm_option, submit
+    from cnnbench.report.console import print_console
+    from cnnbench.store.result import FAILING
+
+    opts = SubmitOptions(
+        shards=shards,
+        folder=Path(folder),
+        executor=executor,
+        partition=partition,
+        gpus_per_node=gpus_per_node,
+        cpus_per_task=cpus_per_task,
+        time_min=time_min,
+        array_parallelism=array_parallelism,
+        extra=dict(parse_slurm_option(o) for o in slurm_options or ()),
+    )
+    given = {"paths": paths, "shard": None, **run_flags}
+    options = _run_options(None, given)
+    RunSession(options, None)  # the case files and the selection are checked before anything is submitted
+    values = {k: getattr(options, k) for k in RunOptions.__dataclass_fields__}
+    values.pop("shard")
+    done = submit(values, opts, _reports_dir(reports))
+    err = Console(stderr=True, highlight=False)
+    for line in describe_failures(done.failures, shards):
+        err.print(f"[red]error[/]: {escape(line)}", soft_wrap=True)
+    out = out or Console(highlight=False)
+    print_console(done.merged, out, verbose=verbose)
+    missing = done.merged.meta.get("missing_shards") or []
+    state = "" if done.merged.complete else f" · incomplete (missing: {', '.join(missing) or 'none'})"
+    out.print(f"[dim]{escape(f'merged {shards} shards into {done.merged.path}{state}')}[/]", soft_wrap=True)
+    if not done.merged.complete or done.failures:
+        return EXIT_FAILED
+    return EXIT_FAILED if any(r.status in FAILING for r in done.merged.results) else EXIT_OK
+
+
 # Argument types: a bad value is refused by argparse with the flag's name, exit 2, before anything runs.
 
 
@@ -476,6 +530,49 @@ def _add_compare(sub: Any, p: dict[str, argparse.ArgumentParser]) -> None:
     compare.add_argument("--format", dest="fmt", default="terminal", choices=("terminal", "markdown"))
 
 
+def _add_submit(sub: Any, p: dict[str, argparse.ArgumentParser]) -> None:
+    from cnnbench.casefile.select import KINDS
+    from cnnbench.execution.submit import EXECUTORS
+
+    submit = sub.add_parser(
+        "submit",
+        parents=[p["filters"], p["budget"], p["reports"]],
+        help="run the shards of a run as a Slurm job array (submitit), then merge and report them",
+    )
+    submit.add_argument("paths", nargs="+", metavar="PATH", help="case files or directories")
+    submit.add_argument("--shards", type=positive_int, required=True, metavar="N", help="array tasks")
+    submit.add_argument(
+        "--folder",
+        required=True,
+        metavar="DIR",
+        help="a folder shared by the nodes: logs and each shard's run",
+    )
+    submit.add_argument("--executor", choices=EXECUTORS, default="slurm", help="slurm (default) or local")
+    submit.add_argument("--partition", help="Slurm partition")
+    submit.add_argument("--gpus-per-node", type=positive_int, metavar="N", help="GPUs of each task")
+    submit.add_argument("--cpus-per-task", type=positive_int, metavar="N", help="CPU cores of each task")
+    submit.add_argument(
+        "--time", dest="time_min", type=positive_int, metavar="MIN", help="time limit per task"
+    )
+    submit.add_argument(
+        "--array-parallelism", type=positive_int, metavar="N", help="tasks running at once (default: all)"
+    )
+    submit.add_argument(
+        "--slurm-option",
+        dest="slurm_options",
+        action="append",
+        metavar="KEY=VALUE",
+        help="any other sbatch option, passed through (repeat), e.g. constraint=a100",
+    )
+    submit.add_argument("--kind", choices=KINDS, default="all", help="numerics checks, benchmarks, or all")
+    submit.add_argument("--workers", type=_workers, metavar="N|auto", help="a pool of workers in each task")
+    submit.add_argument("--isolate", action="store_true", default=None, help="each variant in a worker")
+    submit.add_argument("--timeout", type=positive_seconds, metavar="SECONDS", help="per-variant limit")
+    submit.add_argument("--threads", type=positive_int, metavar="N", help="torch intra-op threads")
+    submit.add_argument("--max-time-per-case", type=_time_per_case, metavar="SECONDS")
+    submit.add_argument("-v", "--verbose", action="store_true", help="also list skipped and xfailed variants")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     from cnnbench import __version__
@@ -514,6 +611,7 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("--run", help="take the case file and stored status from this run (directory or id)")
 
     _add_compare(sub, p)
+    _add_submit(sub, p)
 
     merge = sub.add_parser("merge", parents=[p["reports"]], help="combine the runs of shards into one run")
     merge.add_argument("runs", nargs="+", metavar="RUN", help="run directories or ids")
@@ -532,6 +630,7 @@ _COMMANDS: dict[str, Callable[..., int]] = {
     "repro": cmd_repro,
     "compare": cmd_compare,
     "merge": cmd_merge,
+    "submit": cmd_submit,
 }
 
 

@@ -135,6 +135,10 @@ class RunStore:
             RunStore(run.path.parent.parent)._point_latest(run.run_id)
         return writer
 
+    def point_latest(self, run_id: str) -> None:
+        """Make run_id (a run under root/runs) the latest run."""
+        self._point_latest(run_id)
+
     def _point_latest(self, run_id: str) -> None:
         (self.root / _LATEST).write_text(run_id + "\n", encoding="utf-8")
 

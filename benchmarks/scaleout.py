@@ -104,7 +104,7 @@ def write_sweep(folder: Path, n: int) -> Path:
     return path
 
 
-def _kill_half_way(args: list[str], results: Path, n: int, cwd: Path) -> float:
+def _kill_half_way(args: list[str], reports: Path, n: int, cwd: Path) -> float:
     """Start a run, SIGKILL it (and its workers) once half its rows are stored; return its seconds."""
     start = time.perf_counter()
     proc = subprocess.Popen(
@@ -117,7 +117,8 @@ def _kill_half_way(args: list[str], results: Path, n: int, cwd: Path) -> float:
     )
     while proc.poll() is None:
         time.sleep(0.2)
-        if results.exists() and _count_lines(results) >= n // 2:
+        found = list((cwd / reports).glob("runs/*/results.jsonl"))
+        if found and _count_lines(found[0]) >= n // 2:
             os.killpg(proc.pid, signal.SIGKILL)
             break
     proc.wait()
@@ -164,8 +165,7 @@ def sweep_figures(n: int, workers: int, scratch: Path) -> list[dict[str, Any]]:
     assert out[0]["n"] == n, out[0]
     out.append(_cli("run", "run", str(cases), "--workers", w, "--reports", "a", cwd=work))
     run_a = _only_run(work / "a")
-    (work / "b").mkdir()
-    killed_s = _kill_half_way(["run", str(cases), "--workers", w, "--reports", "b"], Path(), n, cwd=work)
+    killed_s = _kill_half_way(["run", str(cases), "--workers", w, "--reports", "b"], Path("b"), n, cwd=work)
     run_b = _only_run(work / "b")
     stored = _count_lines(run_b / "results.jsonl")
     resumed = _cli("resume after SIGKILL", "run", "--resume", str(run_b), "--reports", "b", cwd=work)

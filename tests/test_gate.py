@@ -76,6 +76,13 @@ def test_github_workflow_runs_the_gate_per_torch_version() -> None:
     assert '--format markdown >> "$GITHUB_STEP_SUMMARY"' in steps
     assert "actions/upload-artifact" in steps and "torchvision" not in steps
     assert "cnnbench compare" in str(workflow["jobs"]["compare"]["steps"])
+    # Each version runs in shards (with a worker pool), merged before the comparison.
+    assert gate["strategy"]["matrix"]["shard"] == [1, 2]
+    assert "--shard ${{ matrix.shard }}/$SHARDS --workers auto" in steps
+    compare_steps = str(workflow["jobs"]["compare"]["steps"])
+    assert "cnnbench merge" in compare_steps and compare_steps.index("cnnbench merge") < compare_steps.index(
+        "cnnbench compare"
+    )
 
 
 def test_numerics_path_imports_no_torchvision(write_case: Callable[..., Path], tmp_path: Path) -> None:

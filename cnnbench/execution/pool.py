@@ -24,20 +24,14 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cnnbench.casefile.variants import AnyVariant
 from cnnbench.errors import UsageError
-from cnnbench.execution.dispatch import error_result
-from cnnbench.execution.isolation import (
-    _ReplyTimeoutError,
-    _Worker,
-    _WorkerDiedError,
-    _Zygote,
-    describe_exit,
-    wait_readable_any,
-)
 from cnnbench.store.result import Result
+
+if TYPE_CHECKING:
+    from cnnbench.execution.isolation import _Worker, _Zygote
 
 __all__ = [
     "AUTO",
@@ -190,6 +184,9 @@ class WorkerPool:
     _slots: list[_Slot] = field(default_factory=list, init=False, repr=False)
 
     def _start(self) -> None:
+        # Imported here: planning a pool (and refusing a bad --workers) must not import torch.
+        from cnnbench.execution.isolation import _Zygote
+
         if self._zygote is None:
             self._zygote = _Zygote()
             gpus: Sequence[int | None] = self.plan.gpus or [None] * self.plan.workers
@@ -199,6 +196,8 @@ class WorkerPool:
         assert self._zygote is not None
         if slot.worker is None:
             slot.worker = self._zygote.fork()
+        from cnnbench.execution.isolation import _WorkerDiedError
+
         is_bench = variant.kind == "bench"
         slot.exclusive = is_bench and _exclusive(variant, self.plan)
         request = {
@@ -246,6 +245,9 @@ class WorkerPool:
 
     def _finish(self, slot: _Slot) -> Result:
         """The row of the variant a ready (or overdue) worker ran; a dead or overdue worker is replaced."""
+        from cnnbench.execution.dispatch import error_result
+        from cnnbench.execution.isolation import _ReplyTimeoutError, _WorkerDiedError, describe_exit
+
         assert self._zygote is not None and slot.worker is not None and slot.running is not None
         running, worker = slot.running, slot.worker
         slot.running, slot.exclusive = None, False
@@ -274,11 +276,15 @@ class WorkerPool:
 
     def imap(self, variants: Iterable[AnyVariant]) -> Iterator[Result]:
         """Run every variant, yielding each row as its variant finishes (checks first, then benchmarks)."""
-        self._start()
         checks: deque[AnyVariant] = deque()
         benches: deque[AnyVariant] = deque()
         for v in variants:
             (benches if v.kind == "bench" else checks).append(v)
+        if not checks and not benches:
+            return  # nothing to run (a resumed run that was complete): no zygote, no torch import
+        self._start()
+        from cnnbench.execution import isolation
+
         while True:
             self._dispatch(checks, benches)
             running = [s for s in self._slots if s.running is not None]
@@ -286,7 +292,9 @@ class WorkerPool:
                 return
             deadlines = [s.running.deadline for s in running if s.running and s.running.deadline is not None]
             wait = None if not deadlines else max(0.0, min(deadlines) - time.monotonic())
-            ready = wait_readable_any([s.worker.sock for s in running if s.worker is not None], wait)
+            ready = isolation.wait_readable_any(
+                [s.worker.sock for s in running if s.worker is not None], wait
+            )
             now = time.monotonic()
             for slot in running:
                 assert slot.worker is not None and slot.running is not None

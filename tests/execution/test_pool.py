@@ -218,3 +218,21 @@ def test_cli_bad_workers_exit_2(value: str, write_case: Callable[..., Path], tmp
     assert proc.returncode == 2
     assert "--workers" in proc.stderr and "expected a whole number >= 1 or auto" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_planning_a_cpu_pool_imports_no_torch(write_case: Callable[..., Path]) -> None:
+    """--workers is checked, and a pool planned, before torch is imported (a bad count fails fast)."""
+    path = write_case(MIXED)
+    code = (
+        "import sys\n"
+        "from cnnbench.execution.session import RunOptions, load_variants\n"
+        "from cnnbench.execution.pool import plan_pool\n"
+        f"variants, _ = load_variants([{str(path)!r}])\n"
+        "plan = plan_pool(RunOptions(paths=('x',), workers='2').workers, variants)\n"
+        "assert plan.workers == 2, plan\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -220,6 +220,7 @@ def speedup(workers: int, rounds: int) -> dict[str, Any]:
 
 def resume_48k(scratch: Path) -> dict[str, Any]:
     """Resume of a 48,000-variant run whose last line was torn: bookkeeping seconds, in-process."""
+    from cnnbench.casefile.load import case_files_hash
     from cnnbench.execution.resume import load_resume
     from cnnbench.execution.session import RunOptions, RunSession
     from cnnbench.store.result import Result
@@ -231,7 +232,9 @@ def resume_48k(scratch: Path) -> dict[str, Any]:
     cases = write_sweep(work / "cases", 48_000)
     options = RunOptions(paths=(str(cases),))
     session = RunSession(options, None)
-    writer = RunStore(work / "reports").create(options.meta())
+    writer = RunStore(work / "reports").create(
+        {**options.meta(), "case_files_hash": case_files_hash([str(cases)])}
+    )
     for v in session.variants:
         writer.append(
             Result(v.id, v.case.id, v.case.file, v.case.line, "conv2d", v.device, v.dtype, "passed")
@@ -245,7 +248,9 @@ def resume_48k(scratch: Path) -> dict[str, Any]:
     loaded = time.perf_counter()
     resumed = RunSession(RunOptions.restore(resume), RunStore(work / "reports"), resume=resume)
     selected = time.perf_counter()
-    _, earlier, todo = resumed._open(resumed._meta())
+    meta = resumed._meta()  # imports torch and fingerprints the environment: not resume bookkeeping
+    found = time.perf_counter()
+    _, earlier, todo = resumed._open(meta)
     done = time.perf_counter()
     resumed_writer = RunStore.reopen(resume.run)
     resumed_writer.close(complete=False)
@@ -255,8 +260,9 @@ def resume_48k(scratch: Path) -> dict[str, Any]:
         "todo": len(todo),
         "load_stored_run_s": loaded - start,
         "load_case_files_s": selected - loaded,
-        "find_todo_s": done - selected,
-        "bookkeeping_s": (loaded - start) + (done - selected),
+        "environment_s": found - selected,
+        "find_todo_s": done - found,
+        "bookkeeping_s": (loaded - start) + (done - found),
     }
 
 

@@ -244,6 +244,8 @@ class RunSession:
             )
         done = self.resume.done
         todo = [v for v in self.variants if v.id not in done]
+        if self.pool is not None:  # rows of a pool come in any order: the run is sorted on load from now on
+            self.resume.run.meta["pool"] = self.pool.meta()
         return RunStore.reopen(self.resume.run), self.resume.run.results, todo
 
     def _executor(self) -> Executor | WorkerPool:

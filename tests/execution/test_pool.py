@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -236,3 +237,23 @@ def test_planning_a_cpu_pool_imports_no_torch(write_case: Callable[..., Path]) -
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_serial_run_resumed_with_workers_is_sorted_on_load(
+    write_case: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cnnbench.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    path = write_case(MIXED)
+    assert main(["run", str(path), "--reports", "r"]) == 1  # MIXED has a failing and an erroring case
+    run = RunStore(tmp_path / "r").load(None)
+    order = [r.variant_id for r in run.results]
+    results = run.path / "results.jsonl"
+    results.write_text("".join(results.read_text().splitlines(keepends=True)[:3]))  # killed after 3 rows
+    assert main(["run", "--resume", str(run.path), "--reports", "r", "--workers", "2"]) == 1
+    resumed = RunStore(tmp_path / "r").load(None)
+    assert resumed.complete and resumed.meta["pool"]["workers"] == 2
+    assert sorted(r.variant_id for r in resumed.results) == sorted(order)
+    rows = resumed.results
+    assert all((a.file, a.line) <= (b.file, b.line) for a, b in itertools.pairwise(rows))

@@ -306,3 +306,29 @@ def test_cli_validate_exits_2_with_file_and_line(tmp_path: object) -> None:
     )
     assert done.returncode == 2
     assert f"{path}:8:" in done.stdout + done.stderr
+
+
+def test_repeated_values_are_found_by_hash_with_the_strict_equality() -> None:
+    """The repeat check keys each value (a set, O(n) per axis, not O(n^2)) with the equality a case file means:
+    true, 1 and 1.0 differ, lists and mappings compare by content, NaN equals nothing."""
+    from cnnbench.casefile.sweep import _strict_equal, _strict_key
+
+    values = [
+        1,
+        True,
+        1.0,
+        [1, 2],
+        [1, True],
+        {"a": [1]},
+        {"a": [1.0]},
+        None,
+        "1",
+        float("nan"),
+        float("nan"),
+    ]
+    for a in values:
+        for b in values:
+            assert (_strict_key(a) == _strict_key(b)) == _strict_equal(a, b), (a, b)
+    assert _strict_key([1, {"x": 2}]) == _strict_key([1, {"x": 2}])
+    (error,) = errors_of(sweep_case("args.kernel_size: [2, 3, 4, 5, 3]"))
+    assert "repeats the value 3" in error and "sweep.args.kernel_size[4]" in error

@@ -78,3 +78,20 @@ def test_summary_line() -> None:
     assert summary_line(Counter(passed=1, error=2, skipped=4, xfail=1)) == (
         "1 passed, 0 failed, 2 error, 1 xfail, 4 skipped"
     )
+
+
+def test_rows_are_small_and_share_their_repeated_values() -> None:
+    """A million stored rows must fit in memory: no per-row __dict__, one copy of each file, device, status..."""
+    import json
+
+    from cnnbench.store.result import Result
+
+    rows = [
+        Result.from_json(json.loads(json.dumps(Result(f"c{i}[cpu-float32]", f"c{i}", "cases/x.yaml", i, "conv2d",
+                                                      "cpu", "float32", "passed").to_json())))
+        for i in range(2)
+    ]  # fmt: skip
+    assert not hasattr(rows[0], "__dict__")
+    for name in ("file", "target", "device", "dtype", "status", "kind"):
+        assert getattr(rows[0], name) is getattr(rows[1], name), name
+    assert Result.from_json({**rows[0].to_json(), "unknown_column": 1}) == rows[0]

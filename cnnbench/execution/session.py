@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from cnnbench.execution.pool import PoolPlan, WorkerPool
 from cnnbench.execution.shard import parse_shard, take_shard
 from cnnbench.store.result import Result
-from cnnbench.store.run import Run, RunStore, RunWriter
+from cnnbench.store.run import Run, RunStore, RunWriter, row_order
 
 __all__ = ["MAX_TIME_PER_CASE_S", "RunOptions", "RunOutcome", "RunSession", "load_variants"]
 
@@ -299,10 +299,13 @@ class RunSession:
             if writer is not None:
                 writer.close(complete=complete)
             signals.restore()
+        rows = earlier + results
+        if self.pool is not None:  # the order the stored run loads in, not the order the workers finished
+            rows.sort(key=row_order)
         run = Run(
             path=writer.path if writer else Path("."),
             meta={**meta, "run_id": writer.run_id if writer else "unsaved", "complete": complete},
-            results=earlier + results,
+            results=rows,
         )
         elapsed = time.perf_counter() - started
         return RunOutcome(

@@ -31,23 +31,22 @@ from typing import Any
 
 _HERE = Path(__file__).resolve().parent
 _REPO = _HERE.parent
-_STEP = """
-import json, resource, sys, time
+#: Peak RSS of the step's own process: VmHWM (ru_maxrss would carry the benchmark's own peak over the exec).
+_PEAK = "int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]) * 1024"
+_STEP = f"""
+import json, sys, time
 sys.argv = ["cnnbench", *json.loads(sys.argv[1])]
 t = time.perf_counter()
 from cnnbench.cli import main
 code = main(sys.argv[1:])
-print(json.dumps({"rc": code, "s": time.perf_counter() - t,
-    "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-    "children_rss": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024}), file=sys.stderr)
+print(json.dumps({{"rc": code, "s": time.perf_counter() - t, "rss": {_PEAK}}}), file=sys.stderr)
 """
-_LOAD = """
-import json, resource, sys, time
+_LOAD = f"""
+import json, sys, time
 t = time.perf_counter()
 from cnnbench.execution.session import load_variants
 variants, _ = load_variants([sys.argv[1]])
-print(json.dumps({"rc": 0, "s": time.perf_counter() - t, "n": len(variants),
-    "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "children_rss": 0}), file=sys.stderr)
+print(json.dumps({{"rc": 0, "s": time.perf_counter() - t, "n": len(variants), "rss": {_PEAK}}}), file=sys.stderr)
 """
 
 

@@ -257,3 +257,61 @@ def test_a_serial_run_resumed_with_workers_is_sorted_on_load(
     assert sorted(r.variant_id for r in resumed.results) == sorted(order)
     rows = resumed.results
     assert all((a.file, a.line) <= (b.file, b.line) for a, b in itertools.pairwise(rows))
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(pid):
+            found.append(int(status.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_sigterm_stops_a_pool_keeps_its_rows_and_leaves_no_worker(
+    write_case: Callable[..., Path], tmp_path: Path
+) -> None:
+    import signal
+    import time
+
+    path = write_case(WITH_BENCH.split("benchmark_defaults")[0])
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(FAULTS_DIR), os.environ.get("PYTHONPATH", "")]),
+        "CNNBENCH_TEST_FAULTS": "c11[cpu-float32]=hang",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cnnbench", "run", str(path), "--workers", "2", "--reports", "r"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 180
+    rows: list[Path] = []
+    while time.monotonic() < deadline:
+        rows = list((tmp_path / "r").glob("runs/*/results.jsonl"))
+        if rows and len(rows[0].read_text().splitlines()) >= 11:  # every row but the hung one
+            break
+        time.sleep(0.2)
+    zygotes = _children(proc.pid)
+    started = zygotes + [w for z in zygotes for w in _children(z)]
+    assert len(started) >= 3  # the zygote and its two workers
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "interrupted: 11 of 12 variants finished and kept" in err
+    run = RunStore(tmp_path / "r").load(None)
+    assert not run.complete and len(run.results) == 11
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in started) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(p) for p in started)

@@ -170,6 +170,14 @@ def _exclusive(variant: AnyVariant, plan: PoolPlan) -> bool:
     return bool(index) and int(index) not in plan.gpus
 
 
+def _gpu_of(variant: AnyVariant, slot: _Slot) -> int | None:
+    """The GPU a variant runs on in this slot's worker: its own index (cuda:K), else the worker's GPU."""
+    kind, _, index = variant.device.partition(":")
+    if kind != "cuda":
+        return None
+    return int(index) if index else slot.gpu
+
+
 @dataclass
 class WorkerPool:
     """Runs variants on the workers of a plan: ``for row in pool.imap(variants)``; rows come as they finish."""
@@ -210,9 +218,8 @@ class WorkerPool:
         }
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         slot.running = _Running(variant, time.time(), time.perf_counter(), deadline)
-        with contextlib.suppress(
-            _WorkerDiedError
-        ):  # a dead worker is seen as a closed socket by the next wait
+        # A worker that died is seen as a closed socket by the next wait.
+        with contextlib.suppress(_WorkerDiedError):
             slot.worker.send(request)
 
     def _dispatch(self, checks: deque[AnyVariant], benches: deque[AnyVariant]) -> None:
@@ -234,14 +241,16 @@ class WorkerPool:
                 if busy == 0:
                     self._send(slot, benches.popleft())
                 return
-            _, _, index = head.device.partition(":")
-            if index and int(index) != slot.gpu:
-                target = next(s for s in self._slots if s.gpu == int(index))
-                if target.running is None:
-                    self._send(target, benches.popleft())
+            gpu = _gpu_of(head, slot)
+            target = next(s for s in self._slots if s.gpu == gpu)
+            # Its GPU must be idle: no variant on its worker, nor one elsewhere naming that GPU (cuda:K).
+            if target.running is None and not any(
+                _gpu_of(s.running.variant, s) == gpu for s in self._slots if s.running is not None
+            ):
+                self._send(target, benches.popleft())
+                busy += 1
+            if target is not slot:
                 return
-            self._send(slot, benches.popleft())
-            busy += 1
 
     def _finish(self, slot: _Slot) -> Result:
         """The row of the variant a ready (or overdue) worker ran; a dead or overdue worker is replaced."""

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -315,3 +316,46 @@ def test_sigterm_stops_a_pool_keeps_its_rows_and_leaves_no_worker(
     while any(_alive(p) for p in started) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(_alive(p) for p in started)
+
+
+def test_gpu_benchmarks_wait_for_their_own_gpu_to_be_idle() -> None:
+    """Scheduling alone (no GPU needed): one worker per GPU; a benchmark starts on its GPU's worker only when no
+    running variant uses that GPU, a CPU benchmark only when every worker is idle; checks go anywhere."""
+    from collections import deque
+    from types import SimpleNamespace
+
+    from cnnbench.execution.pool import PoolPlan, _Running, _Slot
+
+    def v(vid: str, device: str, kind: str = "check") -> Any:
+        return SimpleNamespace(id=vid, device=device, kind=kind)
+
+    pool = WorkerPool(PoolPlan(2, 4, 8, (0, 1)))
+    pool._slots = [_Slot(0, 0), _Slot(1, 1)]
+    sent: list[tuple[int, str]] = []
+
+    def send(slot: Any, variant: Any) -> None:
+        slot.running = _Running(variant, 0.0, 0.0, None)
+        slot.exclusive = variant.kind == "bench" and variant.device == "cpu"
+        sent.append((slot.index, variant.id))
+
+    pool._send = send  # type: ignore[method-assign]
+
+    def finish(index: int) -> None:
+        pool._slots[index].running, pool._slots[index].exclusive = None, False
+
+    checks = deque([v("c-on-gpu1", "cuda:1")])
+    benches = deque(
+        [v("b-gpu0", "cuda", "bench"), v("b-gpu1", "cuda:1", "bench"), v("b-cpu", "cpu", "bench")]
+    )
+    pool._dispatch(checks, benches)
+    # The check naming GPU 1 went to worker 0; the idle worker 1 may not start a benchmark on GPU 1 meanwhile.
+    assert sent == [(0, "c-on-gpu1")]
+    finish(0)
+    pool._dispatch(checks, benches)
+    assert sent[1:] == [(0, "b-gpu0"), (1, "b-gpu1")]  # two GPUs, two benchmarks side by side
+    finish(1)
+    pool._dispatch(checks, benches)
+    assert len(sent) == 3  # the CPU benchmark waits while worker 0 still runs
+    finish(0)
+    pool._dispatch(checks, benches)
+    assert sent[3] == (0, "b-cpu") and not benches

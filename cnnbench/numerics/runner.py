@@ -7,7 +7,7 @@ import hashlib
 import re
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -329,9 +329,18 @@ def _record_errors(result: Result, checks: Sequence[Check]) -> None:
         result.max_rel_err = max(c.max_rel_err for c in measured if c.max_rel_err is not None)
         result.mismatches = sum(c.mismatches for c in measured)
         result.numel = sum(c.numel for c in measured)
+        result.budget_used = _largest(c.budget_used for c in measured)
+        result.ulps_max = _largest(c.ulps_max for c in measured)
+        result.ulps_p99 = _largest(c.ulps_p99 for c in measured)
         first = next((c for c in measured if not c.passed), measured[0])
         if first.tolerance is not None:
             result.atol, result.rtol = first.tolerance.atol, first.tolerance.rtol
         result.examples = [
             {"index": list(m.index), "expected": m.expected, "got": m.got} for m in first.examples
         ]
+
+
+def _largest(values: Iterable[float | None]) -> float | None:
+    """The largest of the values recorded (a row's budget and ulps are those of its worst tensor), or None."""
+    present = [v for v in values if v is not None]
+    return max(present) if present else None

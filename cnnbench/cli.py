@@ -252,12 +252,17 @@ def cmd_compare(
     output: str | None = None,
     reports: str | None = None,
     out: Console | None = None,
+    max_budget_growth: float | None = None,
+    group_budget_growth: Sequence[str] | None = None,
 ) -> int:
     """Compare two stored runs; exit 1 if anything regressed (numerics or speed) that no accepted difference
-    covers. allowlist is the old name of accepted (read for one release, with a deprecation message)."""
+    covers. allowlist is the old name of accepted (read for one release, with a deprecation message).
+    max_budget_growth (and its GROUP=F overrides) makes a passing variant's budget used growing more than that
+    factor a regression; without it, numerics drift is shown but never fails."""
     from cnnbench.report.accepted import load_accepted, resolve_path
     from cnnbench.report.console import print_comparison
     from cnnbench.report.diff import Thresholds, compare_runs, parse_group_threshold
+    from cnnbench.report.drift import DriftLimits, parse_group_budget_growth
     from cnnbench.report.markdown import render_comparison_markdown
 
     if allowlist is not None:
@@ -274,12 +279,17 @@ def cmd_compare(
         noise_floor_ms=noise_floor_ms,
         p_threshold=p_threshold,
     )
+    limits = DriftLimits(
+        default=max_budget_growth,
+        groups=tuple(parse_group_budget_growth(g) for g in group_budget_growth or ()),
+    )
     store = _store(reports)
     comparison = compare_runs(
         store.load(base),
         store.load(new),
         thresholds,
         load_accepted(accepted_path) if accepted_path else None,
+        drift_limits=limits,
     )
     if fmt == "markdown":
         _write_output(render_comparison_markdown(comparison), output)
@@ -330,6 +340,7 @@ positive_int = _number(int, lambda v: v >= 1, "a whole number >= 1")
 positive_seconds = _number(float, lambda v: v > 0, "a positive number of seconds")
 non_negative = _number(float, lambda v: v >= 0, "a number >= 0")
 probability = _number(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
+growth_factor = _number(float, lambda v: v >= 1 and v != float("inf"), "a growth factor >= 1, e.g. 2")
 
 
 def _time_per_case(text: str) -> float:
@@ -447,6 +458,19 @@ def _add_compare(sub: Any, p: dict[str, argparse.ArgumentParser]) -> None:
     # --accepted's old name, still read for one release (cmd_compare prints a deprecation message).
     compare.add_argument("--allowlist", metavar="FILE", help=argparse.SUPPRESS)
     compare.add_argument("--format", dest="fmt", default="terminal", choices=("terminal", "markdown"))
+    compare.add_argument(
+        "--max-budget-growth",
+        type=growth_factor,
+        metavar="F",
+        help="a passing variant whose budget used grows more than F times (e.g. 2) regresses (default: off)",
+    )
+    compare.add_argument(
+        "--group-budget-growth",
+        dest="group_budget_growth",
+        action="append",
+        metavar="GROUP=F",
+        help="--max-budget-growth for rows whose target, case id, file stem or variant id matches GROUP",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,7 @@ from typing import Any
 from cnnbench.errors import UsageError, first_line
 from cnnbench.report.accepted import Accepted, AcceptedEntry
 from cnnbench.report.change import Change
+from cnnbench.report.drift import Drift, DriftLimits, drift_regressions, numerics_drift
 from cnnbench.report.pattern import variant_pattern
 from cnnbench.report.significance import P_THRESHOLD, is_different
 from cnnbench.store.result import FAILING, Result
@@ -97,6 +98,8 @@ class Comparison:
     warnings: list[str] = field(default_factory=list)
     unused_accepted: list[AcceptedEntry] = field(default_factory=list)
     """Accepted differences that matched no change: stale entries."""
+    drift: Drift = field(default_factory=Drift)
+    """How budget used and ulps moved per variant and per target x dtype x device, pass or fail."""
 
     @property
     def regressed(self) -> bool:
@@ -266,11 +269,13 @@ def compare_runs(
     new: Run,
     thresholds: Thresholds | None = None,
     accepted: Accepted | None = None,
+    drift_limits: DriftLimits | None = None,
 ) -> Comparison:
     """Every difference from base to new, per variant present in both.
 
     Status and tolerance changes are judged against each case's own expectation, so they are compared whatever
-    the machines; bitwise equality and speed only between rows whose environment keys are equal.
+    the machines; bitwise equality and speed only between rows whose environment keys are equal. Numerics
+    drift (budget used, ulps) is measured for every pair; with drift_limits, growth beyond them regresses.
     """
     thresholds = thresholds or Thresholds()
     accepted = accepted or Accepted()
@@ -296,5 +301,20 @@ def compare_runs(
         _compare_numerics(base_row, new_row, comparable, out)
         if comparable and base_row.kind == "bench" and new_row.kind == "bench":
             _compare_perf(base_row, new_row, thresholds, out)
+    _add_drift(comparison, base_rows, new_rows, drift_limits or DriftLimits(), out)
     comparison.unused_accepted = accepted.unused
     return comparison
+
+
+def _add_drift(
+    comparison: Comparison,
+    base_rows: Mapping[str, Result],
+    new_rows: Mapping[str, Result],
+    limits: DriftLimits,
+    out: _Collector,
+) -> None:
+    """The numerics drift of every variant in both runs, and its growth beyond the limits as regressions."""
+    pairs = {vid: (base_rows[vid], new) for vid, new in new_rows.items() if vid in base_rows}
+    comparison.drift = numerics_drift(pairs.values())
+    for change in drift_regressions(comparison.drift, limits, pairs):
+        out.regression(change)

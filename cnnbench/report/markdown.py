@@ -10,6 +10,7 @@ import pandas as pd
 from cnnbench.casefile.variants import repro_script_command
 from cnnbench.report.change import Change
 from cnnbench.report.diff import Comparison
+from cnnbench.report.drift import Drift, group_line, variant_line
 from cnnbench.report.tables import (
     MAX_LISTED,
     STATUS_ICONS,
@@ -153,4 +154,35 @@ def render_comparison_markdown(c: Comparison) -> str:
         lines += ["## Unused accepted differences", ""]
         lines += [f"- `{e.pattern}`: {_cell(e.reason)}" for e in c.unused_accepted]
         lines.append("")
+    lines += _drift_section(c.drift)
     return "\n".join(lines)
+
+
+def _drift_section(drift: Drift) -> list[str]:
+    """Numerics drift: the groups whose budget used or ulps moved (or were not recorded), then the variants."""
+    if not drift.variants and not drift.not_recorded:
+        return []
+    moved = drift.moved
+    if not moved:
+        lines = [
+            "## Numerics drift: none",
+            "",
+            f"{len(drift.variants)} variants: budget used and ulps unchanged.",
+            "",
+        ]
+    else:
+        lines = [f"## Numerics drift ({len(moved)} of {len(drift.variants)} variants moved)", ""]
+    shown = [g for g in drift.groups if g.moved or g.factor is None]
+    lines += [f"- {_cell(group_line(g))}" for g in shown[:MAX_LISTED]]
+    if len(shown) > MAX_LISTED:
+        lines.append(f"- {_more(len(shown))} groups")
+    if shown:
+        lines.append("")
+    if moved:
+        rows = [[f"`{v.variant_id}`", _cell(variant_line(v))] for v in moved[:MAX_LISTED]]
+        lines += [
+            *_table(["variant", "drift"], rows),
+            *([f"\n{_more(len(moved))}"] if len(moved) > MAX_LISTED else []),
+            "",
+        ]
+    return lines

@@ -44,7 +44,7 @@ def test_junit_is_valid_and_counts_match_the_run(run: Run) -> None:
     assert xfail is not None and xfail.get("type") == "pytest.xfail"
     # xpass passes, with a note in system-out (after its measured errors)
     assert [e.tag for e in cases["tanh[cpu-float32]"]] == ["properties", "system-out"]
-    assert [e.tag for e in failed][0] == "properties"
+    assert failed[0].tag == "properties"
     props = {p.get("name"): p.get("value") for p in cases["bench-lenet-b8[cpu-float32]"].iter("property")}
     assert float(props["median_ms"] or 0) > 0
 

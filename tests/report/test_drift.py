@@ -1,0 +1,181 @@
+"""Numerics drift in cnnbench compare (cnnbench.report.drift): budget used and ulps per variant and per
+target x dtype x device, --max-budget-growth with per-group overrides, A/A, rows not recorded."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from synthetic_runs import check_row, drifted_row, make_run
+
+from cnnbench.cli import main
+from cnnbench.errors import UsageError
+from cnnbench.report.diff import Comparison, compare_runs
+from cnnbench.report.drift import BUDGET_FLOOR, DriftLimits, budget_factor, parse_group_budget_growth
+from cnnbench.report.markdown import render_comparison_markdown
+from cnnbench.store.result import Result
+from cnnbench.store.run import RunStore
+
+#: The new run's machine differs (another CPU capability), as when the hardware or its kernels change: outputs
+#: are not compared bitwise there, so only the drift of budget used says how far the numerics moved.
+NEW_MACHINE = {"cpu_capability": "AVX512"}
+
+
+def _runs(tmp_path: Path, base: list[Result], new: list[Result]) -> tuple[Path, Path]:
+    return make_run(tmp_path / "base", base).path, make_run(tmp_path / "new", new, NEW_MACHINE).path
+
+
+def _compare(tmp_path: Path, base: list[Result], new: list[Result], **kw: Any) -> Comparison:
+    a, b = _runs(tmp_path, base, new)
+    return compare_runs(RunStore().load(str(a)), RunStore().load(str(b)), **kw)
+
+
+def _pair(k_base: int, k_new: int, dtype: str = "float32") -> tuple[list[Result], list[Result]]:
+    """conv drifting from k_base to k_new ulps; pool unchanged at 1 ulp."""
+    base = [drifted_row("conv", k_base, dtype), drifted_row("pool", 1, dtype, target="max_pool2d")]
+    new = [drifted_row("conv", k_new, dtype), drifted_row("pool", 1, dtype, target="max_pool2d")]
+    return base, new
+
+
+def test_k_ulps_of_drift_show_with_their_factor_and_pass_without_a_limit(tmp_path: Path) -> None:
+    base, new = _pair(2, 8)
+    assert all(r.status == "passed" for r in base + new)  # 8 ulps are well within the tolerance
+    c = _compare(tmp_path, base, new)
+    assert not c.regressed and len(c.not_comparable) == 2
+    (moved,) = c.drift.moved
+    assert moved.variant_id == "conv[cpu-float32]"
+    assert moved.factor == pytest.approx(4.0)  # budget is linear in the error: 8 ulps / 2 ulps
+    assert (moved.base_ulps_max, moved.new_ulps_max) == (2.0, 8.0)
+    assert moved.new_budget == base[0].budget_used * 4 == pytest.approx(new[0].budget_used)  # type: ignore[operator]
+    groups = {(g.target, g.dtype, g.device): g for g in c.drift.groups}
+    conv = groups[("conv2d", "float32", "cpu")]
+    assert conv.factor == pytest.approx(4.0) and conv.moved == 1 and conv.variants == 1
+    assert groups[("max_pool2d", "float32", "cpu")].factor == 1.0
+    assert groups[("max_pool2d", "float32", "cpu")].moved == 0
+
+
+def test_growth_beyond_max_budget_growth_is_a_regression_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base, new = _pair(2, 8)
+    a, b = _runs(tmp_path, base, new)
+    assert main(["compare", str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    assert "Numerics drift (1 of 2 variants moved)" in out
+    assert "conv2d float32 cpu: budget p50" in out and "4x" in out
+    assert main(["compare", str(a), str(b), "--max-budget-growth", "2"]) == 1
+    out = capsys.readouterr().out
+    assert (
+        "Regressions (1)" in out
+        and "conv[cpu-float32] drift budget used" in out
+        and "grew more than 2x" in out
+    )
+    assert main(["compare", str(a), str(b), "--max-budget-growth", "5"]) == 0
+    # a per-group override wins over the default, matching the target as --group-threshold does
+    assert (
+        main(["compare", str(a), str(b), "--max-budget-growth", "2", "--group-budget-growth", "conv2d=5"])
+        == 0
+    )
+    assert (
+        main(["compare", str(a), str(b), "--max-budget-growth", "5", "--group-budget-growth", "conv*=3"]) == 1
+    )
+    md = tmp_path / "c.md"
+    assert (
+        main(["compare", str(a), str(b), "--max-budget-growth", "2", "--format", "markdown", "-o", str(md)])
+        == 1
+    )
+    text = md.read_text()
+    assert "| `conv[cpu-float32]` | drift | budget used" in text
+    assert "## Numerics drift (1 of 2 variants moved)" in text
+
+
+def test_a_a_compare_shows_no_drift_even_with_a_limit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base, _ = _pair(3, 3)
+    again, _ = _pair(3, 3)
+    a, b = _runs(tmp_path, base, again)
+    assert main(["compare", str(a), str(b), "--max-budget-growth", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "Numerics drift: none (2 variants, budget and ulps unchanged)" in out
+    c = compare_runs(make_run(tmp_path / "x", base), make_run(tmp_path / "y", again))
+    assert c.drift.moved == [] and all(g.factor == 1.0 for g in c.drift.groups)
+    assert "## Numerics drift: none" in render_comparison_markdown(c)
+
+
+def test_rows_without_a_budget_are_not_recorded_never_drift(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = [dataclasses.replace(r, budget_used=None, ulps_max=None, ulps_p99=None) for r in _pair(1, 1)[0]]
+    a, b = _runs(tmp_path, old, _pair(1, 8)[1])
+    assert main(["compare", str(a), str(b), "--max-budget-growth", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "conv2d float32 cpu: budget not recorded (1 variants" in out
+    c = compare_runs(make_run(tmp_path / "x", old), make_run(tmp_path / "y", _pair(1, 8)[1], NEW_MACHINE))
+    assert c.drift.variants == [] and sorted(c.drift.not_recorded) == [
+        "conv[cpu-float32]",
+        "pool[cpu-float32]",
+    ]
+    assert all(g.factor is None for g in c.drift.groups)
+
+
+def test_rows_that_measured_nothing_are_neither_drift_nor_not_recorded(tmp_path: Path) -> None:
+    shape_only = check_row("shape", max_abs_err=None, max_rel_err=None, budget_used=None, ulps_max=None)
+    c = compare_runs(make_run(tmp_path / "a", [shape_only]), make_run(tmp_path / "b", [shape_only]))
+    assert c.drift.variants == [] and c.drift.not_recorded == [] and c.drift.groups == []
+
+
+def test_failing_rows_drift_is_shown_but_judged_by_status(tmp_path: Path) -> None:
+    base = [check_row("conv", budget_used=0.2)]
+    new = [check_row("conv", status="failed", budget_used=3.0, mismatches=1, message="off")]
+    c = compare_runs(
+        make_run(tmp_path / "a", base), make_run(tmp_path / "b", new), drift_limits=DriftLimits(2.0)
+    )
+    assert [ch.kind for ch in c.regressions] == ["status"]
+    assert c.drift.moved[0].factor == pytest.approx(15.0) and not c.drift.moved[0].passing
+
+
+def test_growth_from_a_tiny_budget_is_measured_from_the_floor(tmp_path: Path) -> None:
+    base = [check_row("conv", budget_used=0.0), check_row("pool", budget_used=0.001)]
+    new = [check_row("conv", budget_used=0.015), check_row("pool", budget_used=0.03)]
+    c = compare_runs(
+        make_run(tmp_path / "a", base), make_run(tmp_path / "b", new), drift_limits=DriftLimits(2.0)
+    )
+    # conv: 0 -> 0.015 is an infinite factor but under 2 x BUDGET_FLOOR; pool: 0.03 > 2 x 0.01
+    assert BUDGET_FLOOR == 0.01
+    assert [ch.variant_id for ch in c.regressions] == ["pool[cpu-float32]"]
+    assert math.isinf(next(v for v in c.drift.variants if v.variant_id == "conv[cpu-float32]").factor)
+
+
+def test_on_the_same_machine_bits_are_judged_first_and_drift_bounds_an_accepted_change(
+    tmp_path: Path,
+) -> None:
+    base, new = _pair(2, 8)
+    a, b = make_run(tmp_path / "a", base).path, make_run(tmp_path / "b", new).path
+    c = compare_runs(RunStore().load(str(a)), RunStore().load(str(b)))
+    assert [ch.kind for ch in c.regressions] == ["bitwise"] and c.drift.moved[0].factor == pytest.approx(4.0)
+    bits = tmp_path / "bits.yaml"
+    bits.write_text("allow:\n  conv*: {reason: new conv kernel in 2.14, changes: [bitwise]}\n")
+    assert main(["compare", str(a), str(b), "--accepted", str(bits)]) == 0
+    # the bits may change, but not the error by more than 2x
+    assert main(["compare", str(a), str(b), "--accepted", str(bits), "--max-budget-growth", "2"]) == 1
+    both = tmp_path / "both.yaml"
+    both.write_text("allow:\n  conv*: {reason: new conv kernel in 2.14, changes: [bitwise, drift]}\n")
+    assert main(["compare", str(a), str(b), "--accepted", str(both), "--max-budget-growth", "2"]) == 0
+
+
+def test_budget_factor_and_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert budget_factor(0.0, 0.0) == 1.0 and budget_factor(0.1, 0.4) == pytest.approx(4.0)
+    assert math.isinf(budget_factor(0.0, 0.1))
+    assert parse_group_budget_growth("conv2d=4") == ("conv2d", 4.0)
+    for bad in ("conv2d", "=2", "conv2d=x", "conv2d=0.5"):
+        with pytest.raises(UsageError, match="GROUP=FACTOR"):
+            parse_group_budget_growth(bad)
+    run = make_run(tmp_path / "a", [check_row("conv")]).path
+    assert main(["compare", str(run), str(run), "--max-budget-growth", "0.5"]) == 2
+    assert main(["compare", str(run), str(run), "--group-budget-growth", "conv"]) == 2
+    err = capsys.readouterr().err
+    assert "--max-budget-growth" in err and "GROUP=FACTOR" in err

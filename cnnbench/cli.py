@@ -23,6 +23,7 @@ __all__ = [
     "EXIT_USAGE",
     "build_parser",
     "cmd_compare",
+    "cmd_ledger",
     "cmd_list",
     "cmd_merge",
     "cmd_report",
@@ -44,6 +45,7 @@ examples:
   cnnbench run cases/                       run every case, store the run, print the summary
   cnnbench report --format markdown         render the latest stored run
   cnnbench compare BASE NEW                 exit 1 when NEW regressed against BASE (a CI gate)
+  cnnbench ledger --format html -o l.html   budget used per op over every stored run, by environment
 """
 
 
@@ -301,6 +303,21 @@ def cmd_compare(
     return EXIT_FAILED if comparison.regressed else EXIT_OK
 
 
+def cmd_ledger(
+    runs: Sequence[str] = (),
+    fmt: str = "markdown",
+    output: str | None = None,
+    reports: str | None = None,
+) -> int:
+    """Print the numerics ledger: budget used per target x dtype x device over the runs (default: every run stored
+    under the reports folder), grouped by environment, as markdown or html."""
+    from cnnbench.report.ledger import build_ledger, load_runs, render_ledger_html, render_ledger_markdown
+
+    ledger = build_ledger(load_runs(runs, _reports_dir(reports)))
+    _write_output(render_ledger_html(ledger) if fmt == "html" else render_ledger_markdown(ledger), output)
+    return EXIT_OK
+
+
 def cmd_merge(
     runs: Sequence[str],
     output: str | None = None,
@@ -512,6 +529,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_compare(sub, p)
 
+    ledger = sub.add_parser(
+        "ledger",
+        parents=[p["output"], p["reports"]],
+        help="budget used per target x dtype x device over stored runs, grouped by environment",
+    )
+    ledger.add_argument(
+        "runs", nargs="*", metavar="RUN", help="run directories or ids (default: every stored run)"
+    )
+    ledger.add_argument("--format", dest="fmt", default="markdown", choices=("markdown", "html"))
+
     merge = sub.add_parser("merge", parents=[p["reports"]], help="combine the runs of shards into one run")
     merge.add_argument("runs", nargs="+", metavar="RUN", help="run directories or ids")
     merge.add_argument(
@@ -529,6 +556,7 @@ _COMMANDS: dict[str, Callable[..., int]] = {
     "repro": cmd_repro,
     "compare": cmd_compare,
     "merge": cmd_merge,
+    "ledger": cmd_ledger,
 }
 
 

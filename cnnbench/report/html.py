@@ -8,10 +8,12 @@ import io
 import math
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from cnnbench.casefile.variants import repro_script_command
 from cnnbench.errors import UsageError
+from cnnbench.report.ledger import BudgetCell, heat_text, heatmap_cells
 from cnnbench.report.tables import (
     STATUS_ICONS,
     bench_display,
@@ -28,10 +30,8 @@ from cnnbench.store.run import Run
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["error_heatmap", "render_html", "status_plot", "throughput_plot"]
+__all__ = ["budget_heatmap", "render_html", "status_plot", "throughput_plot"]
 
-#: Errors below this are drawn as this (log scale); an exact 0 is labelled "0".
-_ERR_FLOOR = 1e-18
 #: Resolution of the embedded plots: sharp on a laptop screen, a few tens of KiB each.
 _DPI = 110
 _STATUS_COLOURS = {
@@ -93,43 +93,52 @@ def status_plot(results: list[Result]) -> Figure:
     return fig
 
 
-def _error_grid(results: list[Result]) -> pd.DataFrame:
-    rows = [
-        {"target": r.target, "dtype": r.dtype, "err": r.max_abs_err}
-        for r in results
-        if r.kind == "check" and r.max_abs_err is not None and math.isfinite(r.max_abs_err)
-    ]
-    if not rows:
-        return pd.DataFrame()
-    df = pd.DataFrame(rows)
-    grid = df.pivot_table(index="target", columns="dtype", values="err", aggfunc="max")
-    return grid.reindex(columns=dtype_order(grid.columns))
+def _budget_grid(results: list[Result]) -> tuple[list[str], list[str], dict[tuple[str, str], BudgetCell]]:
+    cells = heatmap_cells(results)
+    targets = sorted({t for t, _ in cells})
+    return targets, dtype_order(d for _, d in cells), cells
 
 
-def error_heatmap(results: list[Result]) -> Figure | None:
-    """Max absolute error per op and dtype (log colour scale, each cell labelled), or None without errors."""
-    grid = _error_grid(results)
-    if grid.empty:
+def budget_heatmap(results: list[Result]) -> Figure | None:
+    """Budget used per op and dtype (the max of the passing variants, 0-1, each cell labelled), failures, errors
+    and xfails written in their cell instead of coloured; None without a checked row."""
+    targets, dtypes, cells = _budget_grid(results)
+    if not cells:
         return None
-    values = grid.to_numpy(dtype=float)
-    logs = [
-        [math.log10(max(v, _ERR_FLOOR)) if not math.isnan(v) else math.nan for v in row] for row in values
-    ]
-    fig = _figure(1.6 + 1.25 * len(grid.columns), 1.2 + 0.32 * len(grid.index))
+    values = [[_cell_max(cells.get((t, d))) for d in dtypes] for t in targets]
+    fig = _figure(1.6 + 1.35 * len(dtypes), 1.2 + 0.34 * len(targets))
     ax = fig.add_subplot()
-    image = ax.imshow(logs, aspect="auto", cmap="viridis", vmin=math.log10(_ERR_FLOOR), vmax=0)
-    ax.set_xticks(range(len(grid.columns)), [str(c) for c in grid.columns])
-    ax.set_yticks(range(len(grid.index)), [str(i) for i in grid.index])
+    from matplotlib import colormaps
+
+    cmap = colormaps["RdYlGn_r"].with_extremes(bad="#eeeeee")
+    image = ax.imshow(
+        np.ma.masked_invalid(np.array(values, dtype=float)), aspect="auto", cmap=cmap, vmin=0, vmax=1
+    )
+    ax.set_xticks(range(len(dtypes)), dtypes)
+    ax.set_yticks(range(len(targets)), targets)
     ax.xaxis.tick_top()
-    for i, row in enumerate(values):
-        for j, v in enumerate(row):
-            if not math.isnan(v):
-                label = "0" if v == 0 else f"{v:.1e}"
-                colour = "white" if logs[i][j] < -9 else "black"
-                ax.text(j, i, label, ha="center", va="center", fontsize=7, color=colour)
-    fig.colorbar(image, ax=ax, label="log10 max abs error")
-    ax.set_title("Max absolute error per op and dtype")
+    for i, target in enumerate(targets):
+        for j, dtype in enumerate(dtypes):
+            cell = cells.get((target, dtype))
+            if cell is not None:
+                ax.text(j, i, _plot_label(cell), ha="center", va="center", fontsize=7)
+    fig.colorbar(image, ax=ax, label="budget used (1 = the tolerance)")
+    ax.set_title("Budget used per op and dtype (max of the passing variants)")
     return fig
+
+
+def _cell_max(cell: BudgetCell | None) -> float:
+    return math.nan if cell is None or cell.max is None else cell.max
+
+
+def _plot_label(cell: BudgetCell) -> str:
+    """ "0.42" over "fail 1, xfail 2": the marks in words (a plot's font may lack the emoji)."""
+    top = f"{cell.max:.2g}" if cell.max is not None else ("n/r" if cell.not_recorded else "")
+    marks = ", ".join(f"{_PLOT_MARKS[s]} {n}" for s, n in sorted(cell.counts.items()))
+    return "\n".join(x for x in (top, marks) if x)
+
+
+_PLOT_MARKS = {"failed": "fail", "error": "error", "xfail": "xfail"}
 
 
 def throughput_plot(results: list[Result]) -> Figure | None:
@@ -172,6 +181,24 @@ def _table(df: pd.DataFrame, index: bool = False) -> str:
     return text
 
 
+def _budget_table(results: list[Result]) -> list[str]:
+    """The heatmap's numbers as a table: max budget used per op and dtype, failures and xfails beside them."""
+    targets, dtypes, cells = _budget_grid(results)
+    if not cells:
+        return []
+    head = "".join(f"<th>{html.escape(d)}</th>" for d in dtypes)
+    rows = "".join(
+        f"<tr><th>{html.escape(t)}</th>"
+        + "".join(f"<td>{html.escape(heat_text(cells.get((t, d))))}</td>" for d in dtypes)
+        + "</tr>"
+        for t in targets
+    )
+    return [
+        '<h2 id="budget">Budget used by op and dtype</h2>',
+        f"<table><tr><th>target</th>{head}</tr>{rows}</table>",
+    ]
+
+
 def _env_rows(meta: dict[str, Any]) -> str:
     env = meta.get("environment") or {}
     keep = {k: v for k, v in env.items() if k != "argv"}
@@ -206,9 +233,10 @@ def render_html(run: Run) -> str:
             throughput_plot(results),
         ),
         (
-            "errors",
-            "Max absolute error against the expected values, per op and dtype",
-            error_heatmap(results),
+            "budget",
+            "Budget used (max |got - expected| / (atol + rtol |expected|)) per op and dtype: the worst passing "
+            "variant; failures and xfails are counted in their cell, not coloured",
+            budget_heatmap(results),
         ),
         ("status", "How many variants ended with each status", status_plot(results)),
     ]
@@ -223,6 +251,7 @@ def render_html(run: Run) -> str:
     matrix = status_matrix(results)
     if not matrix.empty:
         parts += ["<h2>Status by target, device and dtype</h2>", _table(matrix.reset_index())]
+    parts += _budget_table(results)
     bench = bench_display(results)
     if not bench.empty:
         parts += ["<h2>Benchmarks</h2>", _table(bench)]

@@ -32,6 +32,8 @@ __all__ = [
     "cell_text",
     "discover_runs",
     "environment_label",
+    "heat_text",
+    "heatmap_cells",
     "load_runs",
     "render_ledger_html",
     "render_ledger_markdown",
@@ -89,6 +91,30 @@ def budget_cells(
         if r.kind == "check":
             cells.setdefault(key(r), BudgetCell()).add(r)
     return {k: c for k, c in cells.items() if not c.empty}
+
+
+def heatmap_cells(results: Iterable[Result]) -> dict[tuple[str, str], BudgetCell]:
+    """The budget cells of one run by op (target) and dtype, over its devices: what the heatmap shows."""
+    return {(k[0], k[1]): c for k, c in budget_cells(results, lambda r: (r.target, r.dtype)).items()}
+
+
+#: The square a markdown heatmap cell starts with, by its max budget used (up to and including the bound).
+_SQUARES = ((0.25, "🟩"), (0.5, "🟨"), (0.75, "🟧"), (math.inf, "🟥"))
+
+
+def heat_text(cell: BudgetCell | None) -> str:
+    """A heatmap cell in text: a coloured square and the max budget used of the passing variants, then the
+    failures, errors and xfails counted separately ("🟨 0.42 · ❌ 1"); "" for an empty cell."""
+    if cell is None:
+        return ""
+    parts = []
+    if cell.max is not None:
+        square = next(mark for bound, mark in _SQUARES if cell.max <= bound)
+        parts.append(f"{square} {cell.max:.2g}")
+    elif cell.not_recorded:
+        parts.append("not recorded")
+    parts += [f"{_MARKS[s]} {n}" for s, n in sorted(cell.counts.items())]
+    return " · ".join(parts)
 
 
 def _num(value: float) -> str:

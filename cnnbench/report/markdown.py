@@ -11,10 +11,12 @@ from cnnbench.casefile.variants import repro_script_command
 from cnnbench.report.change import Change
 from cnnbench.report.diff import Comparison
 from cnnbench.report.drift import Drift, group_line, variant_line
+from cnnbench.report.ledger import heat_text, heatmap_cells
 from cnnbench.report.tables import (
     MAX_LISTED,
     STATUS_ICONS,
     bench_display,
+    dtype_order,
     environment_line,
     failures,
     peaks_line,
@@ -98,6 +100,7 @@ def render_markdown(run: Run) -> str:
     matrix = status_matrix(results)
     if not matrix.empty:
         lines += ["## Status by target, device and dtype", "", _frame_table(matrix.reset_index()), ""]
+    lines += _budget_heatmap(results)
     bench = bench_display(results)
     if not bench.empty:
         lines += ["## Benchmarks", "", _frame_table(bench), ""]
@@ -112,6 +115,20 @@ def render_markdown(run: Run) -> str:
             lines += [f"{_more(len(failed))} failures.", ""]
     lines += _notes(results)
     return "\n".join(lines)
+
+
+def _budget_heatmap(results: list[Result]) -> list[str]:
+    """Budget used by op and dtype: the max of the passing variants (0-1, 1 being the tolerance), with failures,
+    errors and xfails counted beside it rather than taken as the worst passing error."""
+    cells = heatmap_cells(results)
+    if not cells:
+        return []
+    dtypes = dtype_order(d for _, d in cells)
+    rows = [
+        [t, *(_cell(heat_text(cells.get((t, d)))) for d in dtypes)] for t in sorted({t for t, _ in cells})
+    ]
+    note = "Max budget used of the passing variants (1 = the tolerance): 🟩 ≤ 0.25 🟨 ≤ 0.5 🟧 ≤ 0.75 🟥 ≤ 1."
+    return ["## Budget used by op and dtype", "", note, "", *_table(["target", *dtypes], rows), ""]
 
 
 def _changes(title: str, changes: list[Change], with_reason: bool = False) -> list[str]:

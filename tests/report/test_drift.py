@@ -179,3 +179,56 @@ def test_budget_factor_and_usage_errors(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["compare", str(run), str(run), "--group-budget-growth", "conv"]) == 2
     err = capsys.readouterr().err
     assert "--max-budget-growth" in err and "GROUP=FACTOR" in err
+
+
+def _example_row(case_id: str, k: int, target: str = "conv2d") -> Result:
+    """docs/ci-gate.md's worked example: float32 output [1.25, -0.5, 3, 0], the first element k ulps off."""
+    import torch
+
+    from cnnbench.numerics.checks import check_close
+    from cnnbench.numerics.tolerance import DEFAULT_TOLERANCES
+
+    expected = torch.tensor([1.25, -0.5, 3.0, 0.0], dtype=torch.float64)
+    got = expected.clone()
+    got[0] += k * 2.0**-23
+    c = check_close("output", got.float(), expected, DEFAULT_TOLERANCES["float32"])
+    return check_row(
+        case_id,
+        target=target,
+        max_abs_err=c.max_abs_err,
+        max_rel_err=c.max_rel_err,
+        budget_used=c.budget_used,
+        ulps_max=c.ulps_max,
+        ulps_p99=c.ulps_p99,
+    )
+
+
+def test_the_worked_example_of_the_gate_docs(tmp_path: Path) -> None:
+    from repo import REPO
+
+    from cnnbench.report.drift import group_line, variant_line
+    from cnnbench.report.ledger import build_ledger, render_ledger_markdown
+
+    doc = (REPO / "docs" / "ci-gate.md").read_text()
+    rows = {k: [_example_row("seed001-conv", k), _example_row("seed001-conv-s2", 2)] for k in (6, 24)}
+    pool = _example_row("seed003-pool", 0, "max_pool2d")
+    base = make_run(tmp_path / "gate-2.14.1", [*rows[6], pool], started_at="2026-12-01T00:00:00Z")
+    new = make_run(
+        tmp_path / "gate-2.13.0",
+        [*rows[24], pool],
+        {"torch_version": "2.13.0"},
+        started_at="2026-12-01T01:00:00Z",
+    )
+    c = compare_runs(base, new, drift_limits=DriftLimits(2.0))
+    (moved,) = c.drift.moved
+    assert f"    {moved.variant_id} {variant_line(moved)}\n" in doc
+    conv = next(g for g in c.drift.groups if g.target == "conv2d")
+    assert f"  {group_line(conv)}\n" in doc
+    assert [ch.kind for ch in c.regressions] == ["drift"]  # the digests are equal here: only the drift
+    assert (
+        f"`seed001-conv[cpu-float32] drift {variant_line(moved).split(';')[0]}; ...: grew more than 2x`"
+        in doc
+    )
+    ledger = render_ledger_markdown(build_ledger([base, new]))
+    table = [x for x in ledger.splitlines() if x.startswith("| ")]
+    assert all(line in doc for line in table), table

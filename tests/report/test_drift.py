@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -232,3 +233,63 @@ def test_the_worked_example_of_the_gate_docs(tmp_path: Path) -> None:
     ledger = render_ledger_markdown(build_ledger([base, new]))
     table = [x for x in ledger.splitlines() if x.startswith("| ")]
     assert all(line in doc for line in table), table
+
+
+REAL_CONV = """
+cases:
+  - id: conv
+    op: conv2d
+    devices: [cpu]
+    dtypes: [float32]
+    inputs:
+      input: {randn: [2, 4, 9, 9], seed: 1}
+      weight: {randn: [6, 4, 3, 3], seed: 2}
+    expect: {reference: numpy}
+"""
+
+
+def test_real_runs_a_a_has_no_drift_and_a_perturbed_conv_drifts(
+    write_case: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import torch
+    import torch.nn.functional as F
+
+    cases = write_case(REAL_CONV)
+
+    def run(name: str) -> str:
+        assert main(["run", str(cases), "--reports", str(tmp_path / name)]) == 0
+        return str(RunStore(tmp_path / name).load(None).path)
+
+    a, b = run("a"), run("b")
+    base_row = RunStore().load(a).results[0]
+    assert base_row.budget_used is not None and 0 < base_row.budget_used < 1 and base_row.ulps_max
+    capsys.readouterr()
+    assert main(["compare", a, b, "--max-budget-growth", "1"]) == 0
+    assert "Numerics drift: none (1 variants, budget and ulps unchanged)" in capsys.readouterr().out
+    original = F.conv2d
+
+    def drifting(*args: Any, **kwargs: Any) -> torch.Tensor:
+        out = original(*args, **kwargs)
+        return (
+            out * (1 + 2.0**-21) if out.dtype == torch.float32 else out
+        )  # about 4 ulps: still within tolerance
+
+    monkeypatch.setattr(F, "conv2d", drifting)
+    c = run("c")
+    monkeypatch.undo()
+    new_row = RunStore().load(c).results[0]
+    assert new_row.status == "passed" and new_row.budget_used is not None
+    factor = new_row.budget_used / base_row.budget_used
+    assert factor > 1.5
+    accepted = tmp_path / "bits.yaml"
+    accepted.write_text("allow:\n  conv*: {reason: perturbed on purpose, changes: [bitwise]}\n")
+    capsys.readouterr()
+    assert main(["compare", a, c, "--accepted", str(accepted)]) == 0
+    assert (
+        f"budget used {base_row.budget_used:.3g} -> {new_row.budget_used:.3g} ({factor:.3g}x)"
+        in capsys.readouterr().out
+    )
+    assert main(["compare", a, c, "--accepted", str(accepted), "--max-budget-growth", "1.5"]) == 1

@@ -149,7 +149,7 @@ def check_close(
     count = int(bad.sum())
     budget = _budget(err, allowed)
     eps = machine_epsilon(dtype or str(got.dtype).removeprefix("torch."), compute_precision)
-    ulps = _ulps(err, e, eps, _smallest_normal(got.dtype)) if eps is not None else None
+    ulps = _ulps(err, mag, eps, _smallest_normal(got.dtype)) if eps is not None else None
     ulps_max, ulps_p99 = _max_and_p99(ulps) if ulps is not None else (None, None)
     if count == 0:
         return Check(True, "", max_abs, max_rel, 0, numel, (), tolerance, "", budget, ulps_max, ulps_p99)
@@ -181,29 +181,27 @@ def check_close(
 
 
 def _budget(err: torch.Tensor, allowed: torch.Tensor) -> float:
-    """The largest err / allowed; an element allowed no error uses none when exact and an infinite share else."""
-    share = torch.where(allowed > 0, err / allowed.clamp_min(torch.finfo(torch.float64).tiny), 0.0)
-    share = torch.where((allowed <= 0) & (err > 0), float("inf"), share)
-    return float(share.max())
+    """The largest err / allowed; an element allowed no error uses none when exact (0/0) and an infinite share
+    otherwise (x/0)."""
+    return float((err / allowed).nan_to_num_(nan=0.0, posinf=math.inf).max())
 
 
 def _smallest_normal(dtype: torch.dtype) -> float:
-    return (
-        float(torch.finfo(dtype).tiny) if dtype.is_floating_point else float(torch.finfo(torch.float64).tiny)
-    )
+    return float(torch.finfo(dtype if dtype.is_floating_point else torch.float64).tiny)
 
 
-def _ulps(err: torch.Tensor, expected: torch.Tensor, eps: float, tiny: float) -> torch.Tensor:
-    """Each element's error in ulps of eps at max(|expected|, floor); a non-finite expected value counts 0 ulps
-    when matched and infinitely many otherwise (err is then 0 or inf already)."""
-    mag = expected.abs()
-    finite = torch.isfinite(mag)
-    scale = float(mag[finite].max()) if bool(finite.any()) else 0.0
-    floor = max(tiny, ULP_FLOOR_FRACTION * scale)
-    mag = torch.where(finite, mag.clamp_min(floor), floor)
-    _, exponent = torch.frexp(mag)  # mag = m * 2^exponent with m in [0.5, 1): floor(log2 mag) = exponent - 1
-    unit = torch.ldexp(torch.full_like(mag, eps), exponent - 1)
-    return torch.where(err > 0, err / unit, 0.0)
+#: The exponent field of a float64: keeping only it turns a positive normal x into 2^floor(log2 x).
+_FLOAT64_EXPONENT = 0x7FF0000000000000
+
+
+def _ulps(err: torch.Tensor, mag: torch.Tensor, eps: float, tiny: float) -> torch.Tensor:
+    """Each element's error in ulps of eps at max(|expected|, floor); mag is |expected| in float64. A
+    non-finite expected value counts 0 ulps when matched and infinitely many otherwise (err is 0 or inf there)."""
+    at = mag.nan_to_num(nan=0.0, posinf=0.0)
+    floor = max(tiny, ULP_FLOOR_FRACTION * float(at.max()))
+    at.clamp_min_(floor)  # a positive normal float64 everywhere, so its exponent field alone is its binade
+    binade = (at.view(torch.int64) & _FLOAT64_EXPONENT).view(torch.float64)
+    return err / binade.mul_(eps)
 
 
 def _max_and_p99(ulps: torch.Tensor) -> tuple[float, float]:

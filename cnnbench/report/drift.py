@@ -96,7 +96,7 @@ class GroupDrift:
     dtype: str
     device: str
     variants: int
-    """Variants with a budget recorded in both runs."""
+    """Variants passing in both runs with a budget recorded in both."""
     moved: int
     not_recorded: int
     """Variants measured but without a budget in one of the runs (a run stored before schema v3)."""
@@ -169,18 +169,22 @@ def numerics_drift(pairs: Iterable[tuple[Result, Result]]) -> Drift:
         drift.variants.append(one)
         by_group.setdefault(key, []).append(one)
     for key in sorted(set(by_group) | set(unrecorded)):
-        drift.groups.append(_group(key, by_group.get(key, []), unrecorded.get(key, 0)))
+        group = _group(key, by_group.get(key, []), unrecorded.get(key, 0))
+        if group is not None:
+            drift.groups.append(group)
     return drift
 
 
-def _group(key: tuple[str, str, str], rows: list[VariantDrift], not_recorded: int) -> GroupDrift:
-    passing = [v for v in rows if v.passing] or rows
+def _group(key: tuple[str, str, str], rows: list[VariantDrift], not_recorded: int) -> GroupDrift | None:
+    """The group's figures over the variants passing in both runs (a failure's budget is no passing error);
+    None for a group with neither such a variant nor one not recorded."""
+    passing = [v for v in rows if v.passing]
     if not passing:
-        return GroupDrift(*key, variants=0, moved=0, not_recorded=not_recorded)
+        return GroupDrift(*key, variants=0, moved=0, not_recorded=not_recorded) if not_recorded else None
     return GroupDrift(
         *key,
-        variants=len(rows),
-        moved=sum(v.moved for v in rows),
+        variants=len(passing),
+        moved=sum(v.moved for v in passing),
         not_recorded=not_recorded,
         base_p50=statistics.median(v.base_budget for v in passing),
         new_p50=statistics.median(v.new_budget for v in passing),

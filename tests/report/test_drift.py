@@ -293,3 +293,37 @@ def test_real_runs_a_a_has_no_drift_and_a_perturbed_conv_drifts(
         in capsys.readouterr().out
     )
     assert main(["compare", a, c, "--accepted", str(accepted), "--max-budget-growth", "1.5"]) == 1
+
+
+def test_group_figures_are_over_variants_passing_in_both_runs(tmp_path: Path) -> None:
+    base = [
+        check_row("conv-a", budget_used=0.1),
+        check_row("conv-b", budget_used=0.2),
+        check_row("pool", target="max_pool2d", budget_used=0.1),
+    ]
+    new = [
+        check_row("conv-a", budget_used=0.1),
+        check_row("conv-b", status="failed", budget_used=9.0, mismatches=1),
+        check_row("pool", target="max_pool2d", status="failed", budget_used=5.0, mismatches=1),
+    ]
+    c = compare_runs(make_run(tmp_path / "a", base), make_run(tmp_path / "b", new))
+    (conv,) = c.drift.groups  # the pool group has no variant passing in both runs: no figures to show
+    assert (conv.target, conv.variants, conv.moved, conv.new_max, conv.factor) == ("conv2d", 1, 0, 0.1, 1.0)
+    assert sorted(v.variant_id for v in c.drift.moved) == ["conv-b[cpu-float32]", "pool[cpu-float32]"]
+
+
+def test_a_stored_v2_run_shows_as_not_recorded(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    row = check_row("conv").to_json()
+    for name in ("compute_precision", "budget_used", "ulps_max", "ulps_p99", "warnings"):
+        del row[name]
+    old = tmp_path / "v2"
+    old.mkdir()
+    (old / "meta.json").write_text(json.dumps({"run_id": "v2", "schema_version": 2, "complete": True}))
+    (old / "results.jsonl").write_text(json.dumps(row) + "\n")
+    new = make_run(tmp_path / "v3", [check_row("conv", budget_used=0.9)]).path
+    assert main(["compare", str(old), str(new), "--max-budget-growth", "1"]) == 0
+    assert "conv2d float32 cpu: budget not recorded (1 variants" in capsys.readouterr().out
+    assert main(["ledger", str(old), str(new)]) == 0
+    assert "| conv2d | float32 | cpu | not recorded | 0.9 / 0.9 |" in capsys.readouterr().out

@@ -182,6 +182,13 @@ class LedgerColumn:
     run_id: str
     started_at: str
     environment: str
+    complete: bool = True
+    """False for a run that stopped before every variant ran (its header says so)."""
+
+    @property
+    def title(self) -> str:
+        """The run id, marked when the run is incomplete."""
+        return self.run_id + ("" if self.complete else " (incomplete)")
 
 
 @dataclass
@@ -287,7 +294,7 @@ def render_ledger_markdown(ledger: Ledger) -> str:
         "target",
         "dtype",
         "device",
-        *(f"env {env_of[c.run_id]} · `{c.run_id}`" for c in ledger.columns),
+        *(f"env {env_of[c.run_id]} · `{c.title}`" for c in ledger.columns),
     ]
     lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for row in ledger.rows:
@@ -313,7 +320,7 @@ def render_ledger_html(ledger: Ledger) -> str:
     esc = html.escape
     groups = ledger.groups()
     top = "".join(f'<th colspan="{len(cols)}">{esc(label)}</th>' for label, cols in groups)
-    ids = "".join(f"<th><code>{esc(c.run_id)}</code></th>" for c in ledger.columns)
+    ids = "".join(f"<th><code>{esc(c.title)}</code></th>" for c in ledger.columns)
     body = []
     for row in ledger.rows:
         tds = []

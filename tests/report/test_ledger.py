@@ -97,11 +97,12 @@ def ledger_cell(run: Run, target: str, dtype: str) -> list[float]:
 
 def test_ledger_html_groups_columns_by_environment(tmp_path: Path) -> None:
     old, new = _gate_runs(tmp_path)
-    again = make_run(tmp_path / "again", new.results, started_at="2026-01-03T00:00:00Z")
+    again = make_run(tmp_path / "again", new.results, started_at="2026-01-03T00:00:00Z", complete=False)
     page = render_ledger_html(build_ledger([old, new, again]))
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     assert '<th colspan="1">torch 2.13.0' in page and '<th colspan="2">torch 2.14.1' in page
     assert '<td class="moved"' in page and "<code>gate-2.14.1</code>" in page
+    assert "<code>again (incomplete)</code>" in page
 
 
 def test_not_recorded_and_unmeasured_rows(tmp_path: Path) -> None:

@@ -225,7 +225,7 @@ def build_ledger(runs: Sequence[Run]) -> Ledger:
         first_seen.setdefault(environment_label(run), len(first_seen))
     ordered.sort(key=lambda r: first_seen[environment_label(r)])  # stable: start order within an environment
     columns = [
-        LedgerColumn(run.run_id, str(run.meta.get("started_at") or ""), environment_label(run))
+        LedgerColumn(run.run_id, str(run.meta.get("started_at") or ""), environment_label(run), run.complete)
         for run in ordered
     ]
     if len({c.run_id for c in columns}) != len(columns):

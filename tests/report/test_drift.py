@@ -83,6 +83,8 @@ def test_growth_beyond_max_budget_growth_is_a_regression_and_exits_1(
     assert (
         main(["compare", str(a), str(b), "--max-budget-growth", "5", "--group-budget-growth", "conv*=3"]) == 1
     )
+    assert main(["compare", str(a), str(b), "--group-budget-growth", "conv*=3"]) == 1  # a group limit alone
+    assert main(["compare", str(a), str(b), "--group-budget-growth", "max_pool2d=1"]) == 0
     md = tmp_path / "c.md"
     assert (
         main(["compare", str(a), str(b), "--max-budget-growth", "2", "--format", "markdown", "-o", str(md)])

@@ -93,24 +93,23 @@ def clear_cache() -> None:
 
 def _reference_call(
     spec: CaseSpec, subject: Subject
-) -> tuple[str, dict[str, Any], list[torch.Tensor | None]]:
-    """The op, its keyword args and its positional tensors for a float64 subject."""
+) -> tuple[str, dict[str, Any], list[torch.Tensor | None], tuple[str, ...]]:
+    """The op, its keyword args, its tensors for a float64 subject, and the keyword names of the last tensors
+    (module parameters the op takes by keyword, e.g. layer_norm's weight and bias)."""
     if spec.op is not None:
         args = {k: v for k, v in spec.args.items() if k not in _NOT_REFERENCE_ARGS}
-        return spec.op, args, list(subject.inputs)
+        return spec.op, args, list(subject.inputs), ()
     assert spec.module is not None and subject.module is not None
-    if len(subject.inputs) != 1:
-        raise ValueError(f"a module reference takes one input; the case gives {len(subject.inputs)}")
     lowered = lower_module(spec.module, spec.args, spec.mode)
     args = dict(lowered.args)
     if lowered.notes.get("cumulative_momentum"):
         seen = int(getattr(subject.module, "num_batches_tracked", torch.tensor(0)))
         args["momentum"] = 1.0 / (seen + 1)
-    tensors: list[torch.Tensor | None] = [subject.inputs[0]]
-    for name in lowered.tensors:
+    tensors: list[torch.Tensor | None] = list(subject.inputs)  # forward's inputs (Bilinear, MaxUnpool: two)
+    for name in (*lowered.tensors, *lowered.keyword_tensors):
         value = getattr(subject.module, name, None) if name else None
         tensors.append(value if isinstance(value, torch.Tensor) else None)
-    return lowered.op, args, tensors
+    return lowered.op, args, tensors, lowered.keyword_tensors
 
 
 def _numpy(t: torch.Tensor | None) -> np.ndarray | None:
@@ -130,14 +129,15 @@ def _reference(spec: CaseSpec, build: Builder) -> _Reference:
     from cnnbench.numerics.reference import REFERENCES
 
     subject = build("cpu", "float64", "contiguous")
-    op, args, tensors = _reference_call(spec, subject)
+    op, args, tensors, keywords = _reference_call(spec, subject)
     arrays = tuple(_numpy(t) for t in tensors)
     key = (spec.id, _digest(op, args, arrays))
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
     work = [None if a is None else a.copy() for a in arrays]
-    result = REFERENCES[op](*work, **args)
+    positional = work[: len(work) - len(keywords)]
+    result = REFERENCES[op](*positional, **args, **dict(zip(keywords, work[len(positional) :], strict=True)))
     outputs = tuple(np.asarray(r) for r in result) if isinstance(result, tuple) else (np.asarray(result),)
     state: dict[str, np.ndarray] = {}
     if op == "batch_norm" and args.get("training"):

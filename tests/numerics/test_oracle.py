@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -846,3 +847,34 @@ def test_verbose_console_says_why_a_variant_is_mistrusted() -> None:
         Run(path=Path("."), meta={}, results=results), Console(file=buffer, width=200), verbose=True
     )
     assert "mistrusted relu[cpu-float32]: cannot discriminate: reference output: 55%" in buffer.getvalue()
+
+
+def test_an_infinite_input_does_not_make_the_tolerance_infinite(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A -inf logit used to enter the input scale, so atol was inf and a log_softmax returning -inf everywhere
+    (no max subtraction) passed; infinities are matched exactly and kept out of the scales."""
+    body = """
+  - id: ls
+    op: log_softmax
+    args: {dim: -1}
+    trust: always
+    inputs: {input: [[1000, 0], [-.inf, 0]]}
+    expect: {reference: numpy}
+"""
+    assert set(statuses(run_all(body, "[float32]")).values()) == {"passed"}
+
+    def careless(x: torch.Tensor, dim: int, *args: Any, **kwargs: Any) -> torch.Tensor:
+        del args, kwargs
+        return x - torch.log(torch.exp(x).sum(dim, keepdim=True))
+
+    monkeypatch.setattr(F, "log_softmax", careless)
+    clear_cache()
+    (result,) = run_all(body, "[float32]").values()
+    assert result.status == "failed" and result.atol is not None and math.isfinite(result.atol)
+
+
+def test_finite_scale_ignores_infinities_and_nan() -> None:
+    from cnnbench.numerics.oracle import finite_scale
+
+    assert finite_scale(np.array([-np.inf, 3.0, np.nan, -5.0])) == 5.0
+    assert finite_scale(np.array([np.inf, np.nan])) == 0.0
+    assert finite_scale(np.zeros(0)) == 0.0

@@ -296,6 +296,7 @@ class CaseSpec(SpecModel):
     @classmethod
     def _oracle_exists(cls, value: ExpectSpec, info: ValidationInfo) -> ExpectSpec:
         """A reference or reference gradient asked for a call that has none: refused at load time."""
+        from cnnbench.ops.catalog import MODULE_GAPS, traits
         from cnnbench.ops.lowering import GRADIENT_MODULES, GRADIENT_OPS, REFERENCE_MODULES, REFERENCE_OPS
 
         op, module = info.data.get("op"), info.data.get("module")
@@ -309,13 +310,16 @@ class CaseSpec(SpecModel):
             if info.data.get("layers") is not None or module == "Sequential":
                 raise ValueError(f"{key}: {wanted} needs an op or a module case, not layers")
             if op is not None and op not in ops:
+                why = traits(op).no_reference if key == "reference" else ""
                 raise ValueError(
-                    f'{key}: {wanted}: there is no {what} for op "{op}"; ops with one: {", ".join(sorted(ops))}'
+                    f'{key}: {wanted}: there is no {what} for op "{op}"'
+                    + (f" ({why})" if why else f"; ops with one: {', '.join(sorted(ops))}")
                 )
             if module is not None and module not in modules:
+                why = MODULE_GAPS.get(module, "") if key == "reference" else ""
                 raise ValueError(
-                    f'{key}: {wanted}: there is no {what} for module "{module}"; modules with one: '
-                    + ", ".join(sorted(modules))
+                    f'{key}: {wanted}: there is no {what} for module "{module}"'
+                    + (f" ({why})" if why else f"; modules with one: {', '.join(sorted(modules))}")
                 )
         return value
 

@@ -93,28 +93,39 @@ def clear_cache() -> None:
 
 def _reference_call(
     spec: CaseSpec, subject: Subject
-) -> tuple[str, dict[str, Any], list[torch.Tensor | None]]:
-    """The op, its keyword args and its positional tensors for a float64 subject."""
+) -> tuple[str, dict[str, Any], list[torch.Tensor | None], tuple[str, ...]]:
+    """The op, its keyword args, its tensors for a float64 subject, and the keyword names of the last tensors
+    (module parameters the op takes by keyword, e.g. layer_norm's weight and bias)."""
     if spec.op is not None:
         args = {k: v for k, v in spec.args.items() if k not in _NOT_REFERENCE_ARGS}
-        return spec.op, args, list(subject.inputs)
+        return spec.op, args, list(subject.inputs), ()
     assert spec.module is not None and subject.module is not None
-    if len(subject.inputs) != 1:
-        raise ValueError(f"a module reference takes one input; the case gives {len(subject.inputs)}")
     lowered = lower_module(spec.module, spec.args, spec.mode)
     args = dict(lowered.args)
     if lowered.notes.get("cumulative_momentum"):
         seen = int(getattr(subject.module, "num_batches_tracked", torch.tensor(0)))
         args["momentum"] = 1.0 / (seen + 1)
-    tensors: list[torch.Tensor | None] = [subject.inputs[0]]
-    for name in lowered.tensors:
+    tensors: list[torch.Tensor | None] = list(subject.inputs)  # forward's inputs (Bilinear, MaxUnpool: two)
+    for name in (*lowered.tensors, *lowered.keyword_tensors):
         value = getattr(subject.module, name, None) if name else None
         tensors.append(value if isinstance(value, torch.Tensor) else None)
-    return lowered.op, args, tensors
+    return lowered.op, args, tensors, lowered.keyword_tensors
+
+
+def finite_scale(values: np.ndarray) -> float:
+    """The largest finite magnitude of values (0 when there is none). Infinities and NaN are compared exactly by
+    the checks; letting them into the scale would make every tolerance derived from it infinite."""
+    a = np.abs(np.asarray(values, dtype=np.float64))
+    finite = a[np.isfinite(a)]
+    return float(finite.max()) if finite.size else 0.0
 
 
 def _numpy(t: torch.Tensor | None) -> np.ndarray | None:
-    return None if t is None else t.detach().to("cpu", torch.float64).numpy().copy()
+    """A float64 copy; integer tensors (class targets, unpooling indices) stay int64."""
+    if t is None:
+        return None
+    dtype = torch.float64 if t.is_floating_point() or t.is_complex() else torch.int64
+    return t.detach().to("cpu", dtype).numpy().copy()
 
 
 def _digest(op: str, args: dict[str, Any], arrays: Sequence[np.ndarray | None]) -> str:
@@ -130,14 +141,15 @@ def _reference(spec: CaseSpec, build: Builder) -> _Reference:
     from cnnbench.numerics.reference import REFERENCES
 
     subject = build("cpu", "float64", "contiguous")
-    op, args, tensors = _reference_call(spec, subject)
+    op, args, tensors, keywords = _reference_call(spec, subject)
     arrays = tuple(_numpy(t) for t in tensors)
     key = (spec.id, _digest(op, args, arrays))
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
     work = [None if a is None else a.copy() for a in arrays]
-    result = REFERENCES[op](*work, **args)
+    positional = work[: len(work) - len(keywords)]
+    result = REFERENCES[op](*positional, **args, **dict(zip(keywords, work[len(positional) :], strict=True)))
     outputs = tuple(np.asarray(r) for r in result) if isinstance(result, tuple) else (np.asarray(result),)
     state: dict[str, np.ndarray] = {}
     if op == "batch_norm" and args.get("training"):
@@ -147,7 +159,7 @@ def _reference(spec: CaseSpec, build: Builder) -> _Reference:
     shapes = [None if a is None else tuple(a.shape) for a in arrays]
     k = reduction_length(op, args, shapes)
     first = arrays[0]
-    input_scale = float(np.abs(first).max()) if first is not None and first.size else 0.0
+    input_scale = finite_scale(first) if first is not None else 0.0
     ref = _Reference(op, args, arrays, outputs, state, k, input_scale)
     _CACHE[key] = ref
     while len(_CACHE) > _CACHE_SIZE:
@@ -308,7 +320,7 @@ def _reference_checks(
                 _check_indices(label, got, got_all[0], want, subject.inputs[0], spatial_dims(ref.op))
             )
         else:
-            scale = float(np.abs(want).max()) if want.size else 0.0
+            scale = finite_scale(want)
             tol = _tolerance(spec, plan, ref.op, dtype, ref.k, scale, ref.input_scale)
             check = check_close(label, got, torch.from_numpy(want), tol)
             tol64 = _tolerance(spec, None, ref.op, "float64", ref.k, scale, ref.input_scale)
@@ -320,7 +332,7 @@ def _reference_checks(
         if got_state is None:
             checks.append(Check(False, f"{label}: the call has no {name} to compare"))
             continue
-        scale = float(np.abs(want).max()) if want.size else 0.0
+        scale = finite_scale(want)
         tol = _tolerance(spec, None, ref.op, dtype, ref.k, scale, ref.input_scale)
         checks.append(check_close(label, got_state, torch.from_numpy(want), tol))
     return checks
@@ -387,7 +399,7 @@ def _grad_reference_checks(variant: Variant, build: Builder, result: Result | No
         if got is None:
             checks.append(Check(False, f"{label}: torch computed no gradient"))
             continue
-        scale = float(np.abs(want).max()) if want.size else 0.0
+        scale = finite_scale(want)
         k = lengths.get(name, lengths.get("input", 1))
         tol = with_override(
             reference_tolerance(
@@ -453,7 +465,7 @@ def _agree(label: str, got: Any, want: Any, spec: CaseSpec, dtype: str, subject:
         if not w_cpu.is_floating_point():
             checks.append(check_close(name, g, w_cpu, ZERO))
             continue
-        scale = float(w_cpu.abs().max()) if w_cpu.numel() else 0.0
+        scale = finite_scale(w_cpu.to(torch.float64).numpy())
         tol = _tolerance(spec, plan, op, dtype, k, scale, scale)
         checks.append(_trusted(check_close(name, g, w_cpu, tol), name, w_cpu, spec))
     return checks

@@ -107,8 +107,9 @@ def exact_op(op: str | None, module: str | None, args: Mapping[str, Any], mode: 
     if name not in EXACT_FILL_OPS:
         shown = op or f"{module} ({name})"
         raise ValueError(
-            f"exact fill cannot make {shown} exact: it applies to sums of products (conv, conv_transpose, "
-            "linear), max pooling, average pooling, relu, flatten and pad"
+            f"exact fill cannot make {shown} exact: it applies to sums of products ({', '.join(sorted(SUM_OPS))}), "
+            f"ops that select or move values ({', '.join(sorted(SELECT_OPS))}) and averages "
+            f"({', '.join(sorted(AVERAGE_OPS))})"
         )
     return name
 

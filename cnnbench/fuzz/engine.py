@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from cnnbench.errors import UsageError
-from cnnbench.fuzz.check import FUZZ_FILE, Checked, case_dict, check_case
+from cnnbench.fuzz.check import FUZZ_FILE, Checked, case_dict, check_case, config_id
 from cnnbench.fuzz.found import case_line, write_case
+from cnnbench.fuzz.shrink import crashes, shrink_case
 from cnnbench.store.result import Result, count_statuses
 from cnnbench.store.run import Run, RunStore, RunWriter
 
@@ -34,6 +35,8 @@ __all__ = ["Found", "FuzzOptions", "FuzzOutcome", "fuzz", "require_hypothesis"]
 _BATCH = 100
 #: The configuration a child is checking, written before each check (a crash leaves it behind).
 _CURRENT = "fuzz-current.json"
+#: A crash is shrunk in forked children, one per candidate: at most this many.
+_CRASH_SHRINK_CHECKS = 300
 
 
 def require_hypothesis() -> None:
@@ -249,7 +252,10 @@ def _run_target(target: _Target, forked: bool) -> tuple[int, Found | None]:
     process = ctx.Process(target=_child, args=(target, child))
     process.start()
     child.close()
-    message = parent.recv() if parent.poll(None) else None
+    try:
+        message = parent.recv()
+    except EOFError:  # the child died without a word: a crash
+        message = None
     process.join()
     if message is not None:
         kind, checked, payload = message
@@ -261,6 +267,10 @@ def _run_target(target: _Target, forked: bool) -> tuple[int, Found | None]:
     )
     left = json.loads(target.current.read_text(encoding="utf-8"))
     case, checked = left["case"], int(left["checked"]) + 1
+    budget = target.options.max_case_bytes
+    shrunk = shrink_case(case, budget, limit=_CRASH_SHRINK_CHECKS, failing=crashes(budget))
+    if shrunk is not None:
+        case = {**shrunk.case, "id": config_id(target.target, shrunk.case)}
     row = _crash_row(case, target.target, target.options.device, signal_name)
     path = write_case(
         case,
@@ -268,7 +278,7 @@ def _run_target(target: _Target, forked: bool) -> tuple[int, Found | None]:
         command=target.options.command(target.target),
         message=row.message,
         checks=checked,
-        minimal=False,
+        minimal=shrunk is not None,
     )
     row.file, row.line = str(path), case_line(path)
     target.writer.append(row)

@@ -75,7 +75,7 @@ def write_case(
     failure = message.strip()
     if len(failure) > _NOTE_CHARS:
         failure = failure[:_NOTE_CHARS] + " ..."
-    how = "shrunk by hypothesis to the smallest configuration that still fails" if minimal else "not shrunk"
+    how = "shrunk to the smallest configuration that still fails" if minimal else "not shrunk"
     note = f"found by `{command}` after {checks} checks ({how}). Failure: {failure}"
     written = _ordered({**case, "source": "fuzz", "note": note})
     header = (

@@ -9,6 +9,7 @@ stays valid: a shrink into a geometry PyTorch rejects would "fail" for another r
 from __future__ import annotations
 
 import copy
+import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ from cnnbench.errors import CnnbenchError, UsageError
 from cnnbench.fuzz.check import Checked, check_case
 from cnnbench.ops.catalog import traits
 
-__all__ = ["Shrunk", "shrink_case", "shrink_variant", "variant_case"]
+__all__ = ["Shrunk", "crashes", "shrink_case", "shrink_variant", "variant_case"]
 
 #: At most this many candidate cases are checked.
 MAX_CHECKS = 2000
@@ -187,6 +188,10 @@ def _channels(case: Case) -> Iterator[Case]:
 _STEPS: tuple[Callable[[Case], Iterator[Case]], ...] = (_batch_and_spatial, _channels, _args)
 
 
+Failing = Callable[[Case], "tuple[Case, str] | None"]
+"""A case -> (the case as checked, its failure message) when it still fails the same way, else None."""
+
+
 def _same_failure(first: Checked, candidate: Checked) -> bool:
     same_expect = ("error" in first.case["expect"]) == ("error" in candidate.case["expect"])
     return candidate.failed and candidate.result.status == first.result.status and same_expect
@@ -199,32 +204,75 @@ def _check(case: Case, max_case_bytes: int) -> Checked | None:
         return None
 
 
+def _fails_like(first: Checked, max_case_bytes: int) -> Failing:
+    def fails(case: Case) -> tuple[Case, str] | None:
+        got = _check(case, max_case_bytes)
+        return (got.case, got.result.message) if got is not None and _same_failure(first, got) else None
+
+    return fails
+
+
+def crashes(max_case_bytes: int) -> Failing:
+    """A case crashes the process that checks it (a forked child; CPU only)."""
+    import multiprocessing
+
+    def run(case: Case) -> None:
+        import os
+        import warnings
+
+        warnings.simplefilter("ignore")
+        _check(case, max_case_bytes)
+        os._exit(0)
+
+    def fails(case: Case) -> tuple[Case, str] | None:
+        process = multiprocessing.get_context("fork").Process(target=run, args=(case,))
+        process.start()
+        process.join()
+        code = process.exitcode or 0
+        if code >= 0:
+            return None
+        return (
+            case,
+            f"the process crashed ({signal.Signals(-code).name}) running this configuration: a crash in torch",
+        )
+
+    return fails
+
+
 def _sizes(case: Case) -> str:
     return ", ".join(f"{name} {_shape(t)}" for name, t in case["inputs"].items())
 
 
-def shrink_case(case: Case, max_case_bytes: int, limit: int = MAX_CHECKS) -> Shrunk | None:
-    """The smallest case found that fails as case does, or None when case does not fail."""
-    first = _check(case, max_case_bytes)
-    if first is None or not first.failed:
-        return None
-    best, checks, improved = first, 1, True
+def shrink_case(
+    case: Case, max_case_bytes: int, limit: int = MAX_CHECKS, failing: Failing | None = None
+) -> Shrunk | None:
+    """The smallest case found that fails as case does (or as failing says), or None when case does not fail."""
+    if failing is None:
+        first = _check(case, max_case_bytes)
+        if first is None or not first.failed:
+            return None
+        failing, best = _fails_like(first, max_case_bytes), (first.case, first.result.message)
+    else:
+        start = failing(case)
+        if start is None:
+            return None
+        best = start
+    checks, improved = 1, True
     while improved and checks < limit:
         improved = False
         for step in _STEPS:
-            for candidate in step(best.case):
+            for candidate in step(best[0]):
                 checks += 1
-                got = _check(candidate, max_case_bytes)
-                if got is not None and _same_failure(first, got):
+                got = failing(candidate)
+                if got is not None:
                     best, improved = got, True
                     break
                 if checks >= limit:
                     break
             if improved or checks >= limit:
                 break
-    args = {k: v for k, v in best.case["args"].items()}
-    summary = f"{_sizes(case)} -> {_sizes(best.case)}; args {args} ({checks} checks)"
-    return Shrunk(best.case, best.result.message, checks, summary)
+    summary = f"{_sizes(case)} -> {_sizes(best[0])}; args {best[0]['args']} ({checks} checks)"
+    return Shrunk(best[0], best[1], checks, summary)
 
 
 def shrink_variant(variant: Variant, max_case_bytes: int) -> Shrunk | None:

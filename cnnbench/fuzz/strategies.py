@@ -221,6 +221,8 @@ def _avg_pool(draw: Draw, op: str, nd: int, dtypes: Sequence[str]) -> Call:
     channels = draw(st.integers(1, 3))
     kernel, stride, padding, _ = _pool_window(draw, nd, dilated=False)
     sizes = [_size(draw, k, p) for k, p in zip(kernel, padding, strict=True)]
+    if nd == 3 and not _rare(draw):  # avg_pool3d alone refuses an input smaller than the kernel
+        sizes = [max(n, k) for n, k in zip(sizes, kernel, strict=True)]
     args: dict[str, Any] = {"kernel_size": _compact(kernel)}
     if stride is not None:
         args["stride"] = _compact(stride)

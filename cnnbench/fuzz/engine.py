@@ -291,6 +291,11 @@ def fuzz(options: FuzzOptions, store: RunStore) -> FuzzOutcome:
     from cnnbench.environment import capture_environment
 
     require_hypothesis()
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    # hypothesis keeps caches (the constants it harvests from the code) in its home folder: under reports/,
+    # never in the source tree. No example database is used at all (database=None), so runs are reproducible.
+    set_hypothesis_home_dir(store.root / "hypothesis")
     started = time.perf_counter()
     set_threads(1)  # small tensors: one intra-op thread is several times faster than a pool
     writer = store.create({**options.meta(), "environment": capture_environment(), "cwd": os.getcwd()})

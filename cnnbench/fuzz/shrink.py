@@ -1,6 +1,7 @@
 """``cnnbench shrink``: make a failing variant of a case file smaller while it keeps failing the same way.
 
-Greedy, the idea of hypothesis's shrinker applied to a written case: try a smaller batch, fewer channels (and
+Greedy, the idea of hypothesis's shrinker applied to a written case: try without the optional tensors (bias), a
+smaller batch, fewer channels (and
 groups), smaller spatial sizes and kernels, stride and dilation toward 1, padding toward 0; keep every step
 after which the case still fails with the same status and the same kind of expectation (a valid geometry
 stays valid: a shrink into a geometry PyTorch rejects would "fail" for another reason), until no step helps.
@@ -185,7 +186,22 @@ def _channels(case: Case) -> Iterator[Case]:
         yield out
 
 
-_STEPS: tuple[Callable[[Case], Iterator[Case]], ...] = (_batch_and_spatial, _channels, _args)
+def _optional(case: Case) -> Iterator[Case]:
+    """Without the optional tensors: a convolution's bias, batch norm's affine weight and bias (together)."""
+    names = set(case["inputs"])
+    family = traits(case["op"]).family
+    drops = [("bias",)] if family in ("conv", "conv_transpose") else []
+    if case["op"] == "batch_norm" and list(case["inputs"])[-2:] == ["weight", "bias"]:
+        drops.append(("weight", "bias"))
+    for drop in drops:
+        if set(drop) <= names:
+            out = copy.deepcopy(case)
+            for name in drop:
+                del out["inputs"][name]
+            yield out
+
+
+_STEPS: tuple[Callable[[Case], Iterator[Case]], ...] = (_optional, _batch_and_spatial, _channels, _args)
 
 
 Failing = Callable[[Case], "tuple[Case, str] | None"]

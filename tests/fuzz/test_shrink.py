@@ -51,12 +51,12 @@ def test_module_cases_are_refused() -> None:
 
 
 def test_shrinks_everything_the_failure_does_not_need() -> None:
-    """A failure that needs a kernel height of at least 3 and 2 groups keeps exactly those."""
+    """A failure that needs a kernel height of at least 3, 2 groups and a bias keeps exactly those."""
     case = variant_case(_variants()["big[cpu-float32]"])
 
     def failing(c: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
         weight = c["inputs"]["weight"]["randn"]
-        ok = weight[2] >= 3 and c["args"].get("groups", 1) == 2 and c["inputs"]["input"]["randn"][2] >= 1
+        ok = weight[2] >= 3 and c["args"].get("groups", 1) == 2 and "bias" in c["inputs"]
         return (c, "still fails") if ok else None
 
     shrunk = shrink_case(case, BUDGET, failing=failing)
@@ -66,6 +66,12 @@ def test_shrinks_everything_the_failure_does_not_need() -> None:
     assert shrunk.case["inputs"]["bias"]["randn"] == [2]
     assert shrunk.case["args"] == {"stride": 1, "padding": 0, "groups": 2}
     assert shrunk.message == "still fails" and "big" not in shrunk.summary
+
+
+def test_an_unneeded_bias_is_dropped() -> None:
+    case = variant_case(_variants()["big[cpu-float32]"])
+    shrunk = shrink_case(case, BUDGET, failing=lambda c: (c, "fails"))
+    assert shrunk is not None and set(shrunk.case["inputs"]) == {"input", "weight"}
 
 
 def test_a_passing_case_is_not_shrunk() -> None:

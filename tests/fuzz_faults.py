@@ -1,6 +1,6 @@
 """Run the cnnbench command line with a deliberately broken ATen kernel (tests/fuzz/test_gate_power.py).
 
-    python tests/fuzz_faults.py FAULT cnnbench-args...
+    python tests/fuzz_faults.py FAULT[,FAULT...] cnnbench-args...
 
 The fault is registered below the Python API, as a CPU kernel of the ATen operator itself (torch.library), so
 every route to it (F.conv2d, nn.Conv2d, torch.conv2d) computes the wrong values; the fuzz's forked children
@@ -105,10 +105,11 @@ _FAULTS: dict[str, tuple[str, Any]] = {
 }
 
 
-def install(fault: str) -> None:
-    """Register the fault's kernel for the CPU."""
-    op, kernel = _FAULTS[fault]
-    _LIB.impl(op, kernel, "CPU")
+def install(faults: str) -> None:
+    """Register the kernels of the faults (comma-separated names) for the CPU."""
+    for fault in faults.split(","):
+        op, kernel = _FAULTS[fault]
+        _LIB.impl(op, kernel, "CPU")
 
 
 if __name__ == "__main__":

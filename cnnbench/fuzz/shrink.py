@@ -190,7 +190,7 @@ def _optional(case: Case) -> Iterator[Case]:
     """Without the optional tensors: a convolution's bias, batch norm's affine weight and bias (together)."""
     names = set(case["inputs"])
     family = traits(case["op"]).family
-    drops = [("bias",)] if family in ("conv", "conv_transpose") else []
+    drops: list[tuple[str, ...]] = [("bias",)] if family in ("conv", "conv_transpose") else []
     if case["op"] == "batch_norm" and list(case["inputs"])[-2:] == ["weight", "bias"]:
         drops.append(("weight", "bias"))
     for drop in drops:

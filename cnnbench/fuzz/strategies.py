@@ -23,7 +23,7 @@ from cnnbench.ops.catalog import traits
 __all__ = ["KNOWN_ISSUES", "Call", "strategy_for"]
 
 #: PyTorch behaviours this fuzzer found that the strategies steer around, so that a fuzz reports what is new.
-#: Each is reproduced by a test (tests/fuzz/test_strategies.py) so that a torch that fixes it is noticed.
+#: tests/fuzz/test_strategies.py checks the steering against torch itself.
 KNOWN_ISSUES = {
     "max-pool-empty-window-indices": (
         "max pooling whose window has no tap inside the input (dilation and padding) returns -inf with an index "

@@ -10,7 +10,8 @@ inherit it. Each fault is wrong only in one corner of the geometry, the kind fix
   and stride 3;
 - max-pool-ceil-padding: max_pool2d adds 1 to its last output element when ceil_mode is on and padding is not 0;
 - avg-pool-partial-window: avg_pool2d divides its last column (row) by one more than it should when the last
-  window along that dim is partial (it overhangs the padded input under ceil_mode).
+  window along that dim is partial (it overhangs the padded input under ceil_mode);
+- conv-segfault-groups2: a convolution with groups=2 crashes the process (SIGSEGV).
 """
 
 from __future__ import annotations
@@ -98,10 +99,32 @@ def _avg_pool2d(
     return out
 
 
+def _conv_crash(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int],
+    transposed: bool,
+    output_padding: Sequence[int],
+    groups: int,
+) -> torch.Tensor:
+    if groups == 2:
+        import ctypes
+
+        ctypes.string_at(0)  # a real invalid read: the process dies of SIGSEGV, as with a kernel bug
+    return torch.ops.aten._convolution.default(
+        input, weight, bias, stride, padding, dilation, transposed, output_padding, groups,
+        False, False, True, True,
+    )  # fmt: skip
+
+
 _FAULTS: dict[str, tuple[str, Any]] = {
     "conv-dilation2-stride3": ("convolution", _conv),
     "max-pool-ceil-padding": ("max_pool2d_with_indices", _max_pool2d),
     "avg-pool-partial-window": ("avg_pool2d", _avg_pool2d),
+    "conv-segfault-groups2": ("convolution", _conv_crash),
 }
 
 

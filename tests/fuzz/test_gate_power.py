@@ -111,3 +111,25 @@ def test_the_same_fuzz_on_unbroken_torch_finds_nothing(tmp_path: Path) -> None:
     checked = json.loads((run_dir / "meta.json").read_text())["fuzz"]["checked"]
     assert all(checked[t] >= 50 for t in targets), checked
     print(f"unbroken: {checked}")
+
+
+def test_a_crash_is_an_error_row_and_a_shrunk_case_and_the_fuzz_goes_on(tmp_path: Path) -> None:
+    proc = _fuzz(
+        tmp_path, "conv1d", "relu", "--budget", "20s", "--examples", "200", fault="conv-segfault-groups2"
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "found crash in conv1d" in proc.stdout and "relu 200" in " ".join(proc.stdout.split())
+    (path,) = (tmp_path / "found").iterdir()
+    (case,) = load_file(path).cases
+    spec = case.spec
+    shapes = {name: list(t.randn) for name, t in spec.inputs.items()}  # type: ignore[attr-defined]
+    assert spec.args.get("groups") == 2 and shapes == {"input": [1, 2, 1], "weight": [2, 1, 1]}
+    assert "SIGSEGV" in (spec.note or "") and "shrunk" in (spec.note or "")
+    (run_dir,) = (tmp_path / "reports" / "runs").iterdir()
+    rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    crashed = [r for r in rows if r["status"] == "error"]
+    assert (
+        len(crashed) == 1 and crashed[0]["file"] == str(path) and "crashed (SIGSEGV)" in crashed[0]["message"]
+    )
+    assert sum(r["target"] == "relu" for r in rows) == 200  # the next target ran
+    assert json.loads((run_dir / "meta.json").read_text())["complete"]

@@ -78,9 +78,7 @@ def write_case(
     how = "shrunk to the smallest configuration that still fails" if minimal else "not shrunk"
     note = f"found by `{command}` after {checks} checks ({how}). Failure: {failure}"
     written = _ordered({**case, "source": "fuzz", "note": note})
-    header = (
-        f"# Found by `{command}`.\n# Commit it to keep the failure pinned: `cnnbench run {out_dir.name}/` reruns it.\n"
-    )
+    header = f"# Found by `{command}`.\n# Commit it to keep the failure pinned: `cnnbench run {out_dir.name}/` reruns it.\n"
     text = header + yaml.safe_dump(
         {"cases": [written]}, sort_keys=False, default_flow_style=None, width=110, allow_unicode=True
     )

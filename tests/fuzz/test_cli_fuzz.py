@@ -45,13 +45,13 @@ def test_nothing_found_exits_0_and_the_run_is_stored_and_reported(tmp_path: Path
     assert (tmp_path / "reports" / "hypothesis").is_dir()
 
 
-def test_the_same_seed_gives_the_same_examples(tmp_path: Path) -> None:
+def test_the_same_seed_gives_the_same_examples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cnnbench.cli import main
+
+    monkeypatch.chdir(tmp_path)
     runs = []
     for seed in ("5", "5", "6"):
-        proc = cnnbench(
-            "fuzz", "conv1d", "--examples", "25", "--seed", seed, "--reports", "r" + seed, cwd=tmp_path
-        )
-        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert main(["fuzz", "conv1d", "--examples", "25", "--seed", seed, "--reports", "r" + seed]) == 0
         runs.append(sorted((tmp_path / ("r" + seed) / "runs").iterdir())[-1])
     first, again, other = (_variant_ids(r) for r in runs)
     assert first == again and len(first) == 25

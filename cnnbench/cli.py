@@ -23,6 +23,7 @@ __all__ = [
     "EXIT_USAGE",
     "build_parser",
     "cmd_compare",
+    "cmd_fuzz",
     "cmd_ledger",
     "cmd_list",
     "cmd_merge",
@@ -30,6 +31,7 @@ __all__ = [
     "cmd_repro",
     "cmd_run",
     "cmd_schema",
+    "cmd_shrink",
     "cmd_validate",
     "main",
 ]
@@ -337,6 +339,45 @@ def cmd_merge(
     return EXIT_OK
 
 
+def cmd_fuzz(
+    targets: Sequence[str],
+    budget: float = 60.0,
+    examples: int | None = None,
+    device: str | None = None,
+    dtypes: Sequence[str] | None = None,
+    seed: int = 0,
+    output: str | None = None,
+    reports: str | None = None,
+    max_case_bytes: str | None = None,
+    out: Console | None = None,
+) -> int:
+    """Property-based fuzzing of the targets' geometry against the reference; exit 1 when a failure was found
+    (shrunk and written as a case file under -o), 0 when none was (docs/fuzzing.md)."""
+    from cnnbench.casefile.budget import resolve_budget
+    from cnnbench.fuzz.command import run_fuzz
+
+    return run_fuzz(
+        targets, budget, examples, device, dtypes, seed, output, _reports_dir(reports),
+        resolve_budget(max_case_bytes), out or Console(highlight=False),
+    )  # fmt: skip
+
+
+def cmd_shrink(
+    variant_id: str,
+    paths: Sequence[str] = (),
+    output: str | None = None,
+    max_case_bytes: str | None = None,
+    out: Console | None = None,
+) -> int:
+    """Shrink a failing variant of a case file while it keeps failing; write it under -o; exit 1 if it fails."""
+    from cnnbench.casefile.budget import resolve_budget
+    from cnnbench.fuzz.command import run_shrink
+
+    return run_shrink(
+        variant_id, paths, output, resolve_budget(max_case_bytes), out or Console(highlight=False)
+    )
+
+
 # Argument types: a bad value is refused by argparse with the flag's name, exit 2, before anything runs.
 
 
@@ -367,6 +408,44 @@ def _time_per_case(text: str) -> float:
     if seconds > MAX_TIME_PER_CASE_S:
         raise argparse.ArgumentTypeError(f"{text}: expected seconds in (0, {MAX_TIME_PER_CASE_S:g}]")
     return seconds
+
+
+def _duration(text: str) -> float:
+    from cnnbench.fuzz.command import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_fuzz(sub: Any, p: dict[str, argparse.ArgumentParser]) -> None:
+    fuzz = sub.add_parser(
+        "fuzz", parents=[p["budget"], p["reports"]], help="fuzz layer geometry against the reference"
+    )
+    fuzz.add_argument("targets", nargs="*", metavar="TARGET", help="ops to fuzz (conv2d, max_pool2d, ...)")
+    fuzz.add_argument("--budget", type=_duration, default=60.0, help="time for the whole run (default 60s)")
+    fuzz.add_argument(
+        "--examples", type=positive_int, metavar="N", help="at most N configurations per target"
+    )
+    fuzz.add_argument("--device", default=None, help="device to check on (default cpu)")
+    fuzz.add_argument(
+        "--dtype", dest="dtypes", action="append", metavar="DTYPE", help="dtype (repeat; default float32)"
+    )
+    fuzz.add_argument("--seed", type=int, default=0, help="the same seed gives the same configurations")
+    fuzz.add_argument(
+        "-o", "--output", metavar="DIR", help="where found cases are written (default cases/found/)"
+    )
+    shrink = sub.add_parser(
+        "shrink", parents=[p["budget"]], help="shrink a failing variant to the smallest case that still fails"
+    )
+    shrink.add_argument("variant_id", metavar="VARIANT_ID", help="case_id[device-dtype]")
+    shrink.add_argument(
+        "paths", nargs="*", metavar="PATH", help="case files or directories (default: cases/)"
+    )
+    shrink.add_argument(
+        "-o", "--output", metavar="DIR", help="where the shrunk case is written (default cases/found/)"
+    )
 
 
 def _parents() -> dict[str, argparse.ArgumentParser]:
@@ -528,6 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("--run", help="take the case file and stored status from this run (directory or id)")
 
     _add_compare(sub, p)
+    _add_fuzz(sub, p)
 
     ledger = sub.add_parser(
         "ledger",
@@ -557,6 +637,8 @@ _COMMANDS: dict[str, Callable[..., int]] = {
     "compare": cmd_compare,
     "merge": cmd_merge,
     "ledger": cmd_ledger,
+    "fuzz": cmd_fuzz,
+    "shrink": cmd_shrink,
 }
 
 

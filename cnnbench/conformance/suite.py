@@ -84,13 +84,14 @@ class Suite:
     notes: list[str] = field(default_factory=list)
 
     def tensor(self, array: Any, stem: str) -> Any:
-        """The case-file form of array: a literal when small and finite, else a .npy file data/<stem>.npy.
+        """The case-file form of array: a literal when small, non-empty and finite, else data/<stem>.npy.
 
         bfloat16 (ml_dtypes) is stored as float32, which holds every bfloat16 value exactly. The values are cast
         to the variant's dtype when the case runs (tensor_pinned keeps a dtype).
         """
         arr = _storable(array)
-        if arr.size <= LITERAL_MAX and (arr.dtype.kind != "f" or bool(np.isfinite(arr).all())):
+        # an empty literal loses its shape ([[], []] reads as 2 x 0), so empty tensors go to files
+        if 0 < arr.size <= LITERAL_MAX and (arr.dtype.kind != "f" or bool(np.isfinite(arr).all())):
             return flow(arr.tolist()) if arr.ndim else flow([arr.tolist()])[0]
         name = f"data/{stem}.npy"
         if name in self.tensors:
@@ -104,6 +105,12 @@ class Suite:
         if isinstance(form, dict):
             return flow({**form, "dtype": dtype})
         return flow({"data": form, "dtype": dtype})
+
+    def drop_tensors(self, case: dict[str, Any]) -> None:
+        """Forget the tensor files of a case that is not added after all."""
+        for spec in (*case.get("inputs", {}).values(), *case.get("state", {}).values()):
+            if isinstance(spec, dict) and "file" in spec:
+                self.tensors.pop(spec["file"], None)
 
     def add(self, family: str, case: dict[str, Any]) -> None:
         self.files.setdefault(family, []).append(case)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnbench.conformance.onnx_nodes import MAPPERS, Mapped, NodeTest, Unmapped
+from cnnbench.conformance.onnx_nodes import MAPPERS, Mapped, NodeTest, UnmappedError
 from cnnbench.conformance.onnx_resize import map_resize, map_upsample
 from cnnbench.conformance.reference_check import reference_gap
 from cnnbench.conformance.suite import ImportLayoutError, Suite, flow
@@ -139,15 +139,15 @@ def _arrays(values: Sequence[Any]) -> list[np.ndarray[Any, Any]]:
         elif hasattr(v, "dims"):  # a TensorProto
             arrays.append(numpy_helper.to_array(v))
         else:
-            raise Unmapped(f"an input or output of type {type(v).__name__} (a sequence or optional)")
+            raise UnmappedError(f"an input or output of type {type(v).__name__} (a sequence or optional)")
     return arrays
 
 
 def _node_test(case: Any) -> NodeTest:
-    """An ONNX TestCase as a NodeTest; Unmapped for a multi-node graph or non-tensor data."""
+    """An ONNX TestCase as a NodeTest; UnmappedError for a multi-node graph or non-tensor data."""
     graph = case.model.graph
     if len(graph.node) != 1:
-        raise Unmapped(f"a graph of {len(graph.node)} nodes (the op's function body expanded)")
+        raise UnmappedError(f"a graph of {len(graph.node)} nodes (the op's function body expanded)")
     node = graph.node[0]
     opset = next((o.version for o in case.model.opset_import if o.domain in ("", "ai.onnx")), 0)
     ins, outs = case.data_sets[0]
@@ -169,7 +169,7 @@ def collect_node_tests(ops: Sequence[str] | None = None) -> tuple[str, list[tupl
             continue
         try:
             out.append((op_type, case.name, _node_test(case)))
-        except Unmapped as exc:
+        except UnmappedError as exc:
             out.append((op_type, case.name, str(exc)))
     if wanted is not None:
         unknown = wanted - {o.lower() for o in IN_SCOPE}
@@ -193,10 +193,8 @@ def _op_of(case: Any) -> str:
 
 
 def _dtype_name(arr: np.ndarray[Any, Any]) -> str:
-    name = arr.dtype.name
-    return {"float32": "float32", "float16": "float16", "float64": "float64", "bfloat16": "bfloat16"}.get(
-        name, name
-    )
+    """The case dtype of an ONNX test's input: numpy's name (bfloat16 from ml_dtypes included)."""
+    return str(arr.dtype.name)
 
 
 def _cases(suite: Suite, t: NodeTest, m: Mapped, version: str) -> list[dict[str, Any]]:
@@ -248,7 +246,7 @@ def build_onnx_suite(ops: Sequence[str] | None = None) -> Suite:
             continue
         try:
             mapped = _MAPPERS[op_type](test)
-        except Unmapped as exc:
+        except UnmappedError as exc:
             suite.skip(op_type, name, str(exc))
             continue
         for case in _cases(suite, test, mapped, version):

@@ -5,7 +5,7 @@ attribute but an exact equivalent exists, the stored input is transformed instea
 asymmetric convolution pads become zero padding of the stored input (exact: the padded positions contribute 0),
 asymmetric max-pooling pads become -inf padding (exact outside ceil mode), ONNX's flat max-pooling indices
 (over the whole N*C*H*W tensor, row- or column-major by storage_order) become torch's per-plane row-major ones.
-Anything without an exact equivalent raises Unmapped with the reason, which SKIPPED.md lists.
+Anything without an exact equivalent raises UnmappedError with the reason, which SKIPPED.md lists.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MAPPERS", "Mapped", "NodeTest", "Unmapped"]
+__all__ = ["MAPPERS", "Mapped", "NodeTest", "UnmappedError"]
 
 
-class Unmapped(Exception):
+class UnmappedError(Exception):
     """This node test has no exact torch.nn.functional counterpart; the message says why."""
 
 
@@ -88,7 +88,7 @@ def _pads(
     if auto == "VALID":
         return [0] * n, [0] * n
     if auto != "NOTSET":
-        raise Unmapped(f"auto_pad {auto!r} is not an ONNX value")
+        raise UnmappedError(f"auto_pad {auto!r} is not an ONNX value")
     pads = _ints(t.attrs.get("pads", [0] * (2 * n)))
     return pads[:n], pads[n:]
 
@@ -102,7 +102,7 @@ def _pad_input(
 
 def _check_kernel(t: NodeTest, kernel: list[int]) -> None:
     if "kernel_shape" in t.attrs and _ints(t.attrs["kernel_shape"]) != kernel:
-        raise Unmapped(f"kernel_shape {t.attrs['kernel_shape']} differs from the weight's {kernel}")
+        raise UnmappedError(f"kernel_shape {t.attrs['kernel_shape']} differs from the weight's {kernel}")
 
 
 def _conv(t: NodeTest) -> Mapped:
@@ -110,7 +110,7 @@ def _conv(t: NodeTest) -> Mapped:
     assert x is not None and w is not None
     nd = x.ndim - 2
     if nd not in (1, 2, 3):
-        raise Unmapped(f"a {nd}-d convolution: F.conv1d/2d/3d take 1 to 3 spatial dims")
+        raise UnmappedError(f"a {nd}-d convolution: F.conv1d/2d/3d take 1 to 3 spatial dims")
     kernel = list(w.shape[2:])
     _check_kernel(t, kernel)
     strides, dil = _spatial(t, kernel)
@@ -132,7 +132,9 @@ def _conv_transpose(t: NodeTest) -> Mapped:
     assert x is not None and w is not None
     nd = x.ndim - 2
     if nd not in (1, 2, 3):
-        raise Unmapped(f"a {nd}-d transposed convolution: F.conv_transpose1d/2d/3d take 1 to 3 spatial dims")
+        raise UnmappedError(
+            f"a {nd}-d transposed convolution: F.conv_transpose1d/2d/3d take 1 to 3 spatial dims"
+        )
     kernel = list(w.shape[2:])
     _check_kernel(t, kernel)
     strides, dil = _spatial(t, kernel)
@@ -154,7 +156,7 @@ def _conv_transpose(t: NodeTest) -> Mapped:
     extra = [n - (f - 2 * bg) for n, f, bg in zip(length, full, begin, strict=True)]
     for bg, q, s, d in zip(begin, extra, strides, dil, strict=True):
         if bg < 0 or not 0 <= q < max(s, d):
-            raise Unmapped(
+            raise UnmappedError(
                 f"ONNX pads begin {begin}, end {end} and output length {length} need torch padding {begin} "
                 f"with output_padding {extra}: torch needs padding >= 0 and 0 <= output_padding < max(stride, "
                 "dilation)"
@@ -172,7 +174,7 @@ def _pool_geometry(
 ) -> tuple[list[int], list[int], list[int], list[int], list[int]]:
     nd = x.ndim - 2
     if nd not in (1, 2, 3):
-        raise Unmapped(f"a {nd}-d pool: torch pools take 1 to 3 spatial dims")
+        raise UnmappedError(f"a {nd}-d pool: torch pools take 1 to 3 spatial dims")
     kernel = _ints(t.attrs["kernel_shape"])
     strides, dil = _spatial(t, kernel)
     begin, end = _pads(t, list(x.shape[2:]), kernel, strides, dil)
@@ -193,7 +195,7 @@ def _max_pool(t: NodeTest) -> Mapped:
     padded = begin != end or not _torch_pad_ok(begin, kernel, dil)
     if padded:
         if ceil:
-            raise Unmapped(
+            raise UnmappedError(
                 f"pads begin {begin}, end {end} with ceil_mode: torch pads symmetrically (at most half the "
                 "kernel), and padding the input instead changes which last window ceil mode keeps"
             )
@@ -242,13 +244,13 @@ def _avg_pool(t: NodeTest) -> Mapped:
     assert x is not None
     kernel, strides, dil, begin, end = _pool_geometry(t, x)
     if any(d != 1 for d in dil):
-        raise Unmapped(f"dilations {dil}: F.avg_pool1d/2d/3d have no dilation")
+        raise UnmappedError(f"dilations {dil}: F.avg_pool1d/2d/3d have no dilation")
     ceil = bool(t.attrs.get("ceil_mode", 0))
     include = bool(t.attrs.get("count_include_pad", 0))
     notes: list[str] = []
     if begin != end or not _torch_pad_ok(begin, kernel, dil):
         if not include or ceil:
-            raise Unmapped(
+            raise UnmappedError(
                 f"pads begin {begin}, end {end} (count_include_pad={int(include)}, ceil_mode={int(ceil)}): "
                 "torch pads symmetrically, at most half the kernel; padding the input instead would count the "
                 "padded zeros" + (" and change the last window ceil mode keeps" if ceil else "")
@@ -276,7 +278,7 @@ def _global_pool(kind: str) -> Callable[[NodeTest], Mapped]:
         assert x is not None
         nd = x.ndim - 2
         if nd not in (1, 2, 3):
-            raise Unmapped(f"a {nd}-d global pool: torch's adaptive pools take 1 to 3 spatial dims")
+            raise UnmappedError(f"a {nd}-d global pool: torch's adaptive pools take 1 to 3 spatial dims")
         args = {"output_size": [1] * nd}
         return Mapped(
             "global_pool", {"op": f"adaptive_{kind}_pool{nd}d"}, [("input", x)], args, outputs=[t.outputs[0]]
@@ -306,7 +308,7 @@ def _instance_norm(t: NodeTest) -> Mapped:
     nd = x.ndim - 2
     module = {1: "InstanceNorm1d", 2: "InstanceNorm2d"}.get(nd)
     if module is None:
-        raise Unmapped(f"a {nd}-d instance norm: the vocabulary has InstanceNorm1d and InstanceNorm2d")
+        raise UnmappedError(f"a {nd}-d instance norm: the vocabulary has InstanceNorm1d and InstanceNorm2d")
     args = {
         "num_features": int(x.shape[1]),
         "eps": float(np.float32(t.attrs.get("epsilon", 1e-5))),
@@ -323,11 +325,11 @@ def _layer_norm(t: NodeTest) -> Mapped:
     axis = int(t.attrs.get("axis", -1)) % x.ndim
     shape = list(x.shape[axis:])
     if list(scale.shape) != shape or (bias is not None and list(bias.shape) != shape):
-        raise Unmapped(
+        raise UnmappedError(
             f"scale/bias of shape {list(scale.shape)} broadcast: nn.LayerNorm's weight has shape {shape}"
         )
     if int(t.attrs.get("stash_type", 1)) != 1:
-        raise Unmapped("stash_type other than float32")
+        raise UnmappedError("stash_type other than float32")
     args = {"normalized_shape": shape, "eps": float(np.float32(t.attrs.get("epsilon", 1e-5)))}
     if bias is None:
         args["bias"] = False
@@ -344,7 +346,7 @@ def _group_norm(t: NodeTest) -> Mapped:
     x, scale, bias = (_input(t, i) for i in range(3))
     assert x is not None and scale is not None and bias is not None
     if t.opset < 21:
-        raise Unmapped(
+        raise UnmappedError(
             f"opset {t.opset} GroupNormalization scales per group; nn.GroupNorm per channel (opset 21)"
         )
     args = {
@@ -367,7 +369,9 @@ def _lrn(t: NodeTest) -> Mapped:
     assert x is not None
     size = int(t.attrs["size"])
     if size % 2 == 0:
-        raise Unmapped(f"even size {size}: ONNX centres the window at floor((size-1)/2), torch at size // 2")
+        raise UnmappedError(
+            f"even size {size}: ONNX centres the window at floor((size-1)/2), torch at size // 2"
+        )
     args = {
         "size": size,
         "alpha": float(np.float32(t.attrs.get("alpha", 1e-4))),
@@ -382,11 +386,11 @@ def _lp_pool(t: NodeTest) -> Mapped:
     assert x is not None
     kernel, strides, dil, begin, end = _pool_geometry(t, x)
     if any(begin) or any(end):
-        raise Unmapped(f"pads begin {begin}, end {end}: F.lp_pool1d/2d have no padding")
+        raise UnmappedError(f"pads begin {begin}, end {end}: F.lp_pool1d/2d have no padding")
     if any(d != 1 for d in dil):
-        raise Unmapped(f"dilations {dil}: F.lp_pool1d/2d have no dilation")
+        raise UnmappedError(f"dilations {dil}: F.lp_pool1d/2d have no dilation")
     if len(kernel) not in (1, 2):
-        raise Unmapped(f"a {len(kernel)}-d LpPool: the vocabulary has lp_pool1d and lp_pool2d")
+        raise UnmappedError(f"a {len(kernel)}-d LpPool: the vocabulary has lp_pool1d and lp_pool2d")
     # F.lp_pool1d multiplies by kernel_size: it takes ints, not lists
     k_arg: Any = kernel[0] if len(kernel) == 1 else kernel
     s_arg: Any = strides[0] if len(kernel) == 1 else strides
@@ -421,14 +425,16 @@ _SELU = (1.67326319217681884765625, 1.05070102214813232421875)
 def _selu(t: NodeTest) -> Mapped:
     alpha, gamma = float(t.attrs.get("alpha", _SELU[0])), float(t.attrs.get("gamma", _SELU[1]))
     if not (math.isclose(alpha, _SELU[0], rel_tol=1e-6) and math.isclose(gamma, _SELU[1], rel_tol=1e-6)):
-        raise Unmapped(f"alpha {alpha}, gamma {gamma}: F.selu's constants are fixed (1.6733, 1.0507)")
+        raise UnmappedError(f"alpha {alpha}, gamma {gamma}: F.selu's constants are fixed (1.6733, 1.0507)")
     return _unary("selu")(t)
 
 
 def _hardsigmoid(t: NodeTest) -> Mapped:
     alpha, beta = float(t.attrs.get("alpha", 0.2)), float(t.attrs.get("beta", 0.5))
     if not (math.isclose(alpha, 1 / 6, rel_tol=1e-6) and math.isclose(beta, 0.5, rel_tol=1e-6)):
-        raise Unmapped(f"alpha {alpha:.7g}, beta {beta:.7g}: F.hardsigmoid is fixed at alpha 1/6, beta 1/2")
+        raise UnmappedError(
+            f"alpha {alpha:.7g}, beta {beta:.7g}: F.hardsigmoid is fixed at alpha 1/6, beta 1/2"
+        )
     return _unary("hardsigmoid")(t)
 
 
@@ -455,7 +461,7 @@ def _prelu(t: NodeTest) -> Mapped:
     elif x.ndim >= 2 and slope.size == channels and slope.shape == (channels,) + (1,) * (slope.ndim - 1):
         weight = slope.reshape(channels)
     else:
-        raise Unmapped(
+        raise UnmappedError(
             f"slope of shape {list(slope.shape)} broadcasts NumPy-style over input {list(x.shape)}; "
             "F.prelu's weight has one value or one per channel (dim 1)"
         )
@@ -467,7 +473,9 @@ def _softmax(op: str) -> Callable[[NodeTest], Mapped]:
         x = _input(t, 0)
         assert x is not None
         if t.opset < 13:
-            raise Unmapped(f"opset {t.opset} {t.op_type} flattens to 2-d at axis; torch normalises one dim")
+            raise UnmappedError(
+                f"opset {t.opset} {t.op_type} flattens to 2-d at axis; torch normalises one dim"
+            )
         return Mapped(
             "softmax",
             {"op": op},

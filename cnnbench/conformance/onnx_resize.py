@@ -11,7 +11,7 @@
 
 antialias maps onto interpolate's antialias (linear and cubic). Other combinations (asymmetric linear,
 half_pixel_symmetric, tf_crop_and_resize, keep_aspect_ratio_policy other than stretch, other cubic
-coefficients) have no torch counterpart and raise Unmapped.
+coefficients) have no torch counterpart and raise UnmappedError.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnbench.conformance.onnx_nodes import Mapped, NodeTest, Unmapped
+from cnnbench.conformance.onnx_nodes import Mapped, NodeTest, UnmappedError
 
 __all__ = ["map_resize", "map_upsample"]
 
@@ -38,7 +38,7 @@ def _targets(t: NodeTest, x: np.ndarray[Any, Any]) -> tuple[list[float] | None, 
         for a, s in zip(axes, scales.tolist(), strict=True):
             full[a] = float(s)
         if full[:2] != [1.0, 1.0]:
-            raise Unmapped(
+            raise UnmappedError(
                 f"scales {full} resize the batch or channel dim; F.interpolate resizes spatial dims"
             )
         return full[2:], None
@@ -47,9 +47,9 @@ def _targets(t: NodeTest, x: np.ndarray[Any, Any]) -> tuple[list[float] | None, 
         for a, n in zip(axes, sizes.tolist(), strict=True):
             full_sizes[a] = int(n)
         if full_sizes[:2] != list(x.shape[:2]):
-            raise Unmapped(f"sizes {full_sizes} resize the batch or channel dim")
+            raise UnmappedError(f"sizes {full_sizes} resize the batch or channel dim")
         return None, full_sizes[2:]
-    raise Unmapped("neither scales nor sizes given")
+    raise UnmappedError("neither scales nor sizes given")
 
 
 def _has_ties(sizes: list[int], scales: list[float] | None, out: list[int] | None) -> bool:
@@ -73,7 +73,7 @@ def _nearest_mode(
         return "nearest-exact"
     if ctm == "half_pixel" and rounding == "round_prefer_floor" and not _has_ties(sizes, scales, out):
         return "nearest-exact"
-    raise Unmapped(
+    raise UnmappedError(
         f"nearest with {ctm} coordinates and nearest_mode {rounding}"
         + (
             " (with ties, which it rounds down and nearest-exact up)"
@@ -89,7 +89,9 @@ def _align_corners(ctm: str, mode: str) -> bool:
         return False
     if ctm == "align_corners":
         return True
-    raise Unmapped(f"{mode} with {ctm} coordinates: torch's {mode} has half_pixel and align_corners only")
+    raise UnmappedError(
+        f"{mode} with {ctm} coordinates: torch's {mode} has half_pixel and align_corners only"
+    )
 
 
 def map_resize(t: NodeTest) -> Mapped:
@@ -100,37 +102,36 @@ def map_resize(t: NodeTest) -> Mapped:
     ctm = str(t.attrs.get("coordinate_transformation_mode", "half_pixel"))
     policy = t.attrs.get("keep_aspect_ratio_policy", "stretch")
     if policy != "stretch":
-        raise Unmapped(f"keep_aspect_ratio_policy {policy}: ONNX maps every axis with one common scale")
+        raise UnmappedError(f"keep_aspect_ratio_policy {policy}: ONNX maps every axis with one common scale")
     if ctm in ("tf_crop_and_resize", "half_pixel_symmetric"):
-        raise Unmapped(f"coordinate_transformation_mode {ctm} has no F.interpolate counterpart")
+        raise UnmappedError(f"coordinate_transformation_mode {ctm} has no F.interpolate counterpart")
     scales, out = _targets(t, x)
     antialias = bool(t.attrs.get("antialias", 0))
     args: dict[str, Any] = {}
     if mode == "nearest":
         if antialias:
-            raise Unmapped("antialias with nearest: F.interpolate antialiases linear and cubic modes only")
+            raise UnmappedError(
+                "antialias with nearest: F.interpolate antialiases linear and cubic modes only"
+            )
         args["mode"] = _nearest_mode(t, ctm, list(x.shape[2:]), scales, out)
     elif mode == "linear":
         if nd not in _LINEAR:
-            raise Unmapped(f"linear resize of {nd} spatial dims")
+            raise UnmappedError(f"linear resize of {nd} spatial dims")
         args |= {"mode": _LINEAR[nd], "align_corners": _align_corners(ctm, "linear")}
     elif mode == "cubic":
         if nd != 2:
-            raise Unmapped(f"cubic resize of {nd} spatial dims: torch's bicubic is 2-d")
+            raise UnmappedError(f"cubic resize of {nd} spatial dims: torch's bicubic is 2-d")
         a, exclude = float(t.attrs.get("cubic_coeff_a", -0.75)), int(t.attrs.get("exclude_outside", 0))
         if a != -0.75 or exclude:
-            raise Unmapped(
+            raise UnmappedError(
                 f"cubic_coeff_a {a}, exclude_outside {exclude}: torch's bicubic is a = -0.75, edges clamped"
             )
         args |= {"mode": "bicubic", "align_corners": _align_corners(ctm, "cubic")}
     else:
-        raise Unmapped(f"mode {mode!r}")
+        raise UnmappedError(f"mode {mode!r}")
     if antialias:
         args["antialias"] = True
-    if out is not None:
-        args = {"size": out, **args}
-    else:
-        args = {"scale_factor": scales, **args}
+    args = {"size": out, **args} if out is not None else {"scale_factor": scales, **args}
     notes = []
     if ctm == "pytorch_half_pixel":
         notes.append("pytorch_half_pixel: ONNX maps an output of length 1 to source 0, half_pixel otherwise")
@@ -143,11 +144,13 @@ def map_upsample(t: NodeTest) -> Mapped:
     assert x is not None
     mode = str(t.attrs.get("mode", "nearest"))
     if mode != "nearest":
-        raise Unmapped(f"Upsample mode {mode!r} uses asymmetric coordinates, which torch's {mode} does not")
+        raise UnmappedError(
+            f"Upsample mode {mode!r} uses asymmetric coordinates, which torch's {mode} does not"
+        )
     if scales is None:
-        raise Unmapped("Upsample without a scales input")
+        raise UnmappedError("Upsample without a scales input")
     full = [float(s) for s in scales.tolist()]
     if full[:2] != [1.0, 1.0]:
-        raise Unmapped(f"scales {full} resize the batch or channel dim")
+        raise UnmappedError(f"scales {full} resize the batch or channel dim")
     args = {"scale_factor": full[2:], "mode": "nearest"}
     return Mapped("resize", {"op": "interpolate"}, [("input", x)], args, outputs=[t.outputs[0]])

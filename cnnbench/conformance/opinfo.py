@@ -29,7 +29,15 @@ MAX_ELEMENTS = 4096
 _CONV = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
 _CONV_T = ("input", "weight", "bias", "stride", "padding", "output_padding", "groups", "dilation")
 _MAX_POOL = ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
-_AVG_POOL = ("input", "kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override")
+_AVG_POOL = (
+    "input",
+    "kernel_size",
+    "stride",
+    "padding",
+    "ceil_mode",
+    "count_include_pad",
+    "divisor_override",
+)
 
 #: OpInfo name -> (the case's op, its positional parameters, which of them are tensors).
 OPINFO_OPS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
@@ -87,7 +95,7 @@ _SAME_ON_CPU = {
 }
 
 
-class _Unexpressible(Exception):
+class _UnexpressibleError(Exception):
     pass
 
 
@@ -113,7 +121,9 @@ def _op_db() -> tuple[str, tuple[Any, ...]]:
         ) from None
     fields = ("name", "variant_test_name", "sample_inputs", "reference_inputs")
     if not op_db or not all(all(hasattr(o, f) for f in fields) for o in op_db):
-        raise ImportLayoutError(f"torch {version}: expected {expected}; got entries without {', '.join(fields)}")
+        raise ImportLayoutError(
+            f"torch {version}: expected {expected}; got entries without {', '.join(fields)}"
+        )
     return version, tuple(op_db)
 
 
@@ -134,30 +144,34 @@ def _samples(info: Any) -> list[Any]:
 
 
 def _plain(key: str, value: Any) -> Any:
-    """A non-tensor argument as the case file writes it; _Unexpressible for what it cannot."""
+    """A non-tensor argument as the case file writes it; _UnexpressibleError for what it cannot."""
     import torch
 
     if isinstance(value, torch.Tensor):
-        raise _Unexpressible(f"tensor argument {key}: case inputs are positional, in the op's order")
+        raise _UnexpressibleError(f"tensor argument {key}: case inputs are positional, in the op's order")
     if isinstance(value, torch.dtype):
         name = str(value).removeprefix("torch.")
         if key != "dtype" or name not in DTYPES:
-            raise _Unexpressible(f"{key}={value}: a dtype is written only as the dtype argument")
+            raise _UnexpressibleError(f"{key}={value}: a dtype is written only as the dtype argument")
         return name
     if isinstance(value, torch.Size | tuple | list):
         return [_plain(key, v) for v in value]
     if value is None or isinstance(value, bool | int | float | str):
         return value
-    raise _Unexpressible(f"{key}={value!r}: a {type(value).__name__} cannot be written in a case file")
+    raise _UnexpressibleError(f"{key}={value!r}: a {type(value).__name__} cannot be written in a case file")
 
 
-def _split(sample: Any, params: tuple[str, ...], tensor_params: tuple[str, ...]) -> tuple[list[tuple[str, Any]], dict[str, Any]]:
+def _split(
+    sample: Any, params: tuple[str, ...], tensor_params: tuple[str, ...]
+) -> tuple[list[tuple[str, Any]], dict[str, Any]]:
     """A sample's tensors in positional order, and its other arguments by name."""
     import torch
 
     positional = [sample.input, *sample.args]
     if len(positional) > len(params):
-        raise _Unexpressible(f"{len(positional)} positional arguments; the op's signature has {len(params)}")
+        raise _UnexpressibleError(
+            f"{len(positional)} positional arguments; the op's signature has {len(params)}"
+        )
     values = dict(zip(params, positional, strict=False))
     for key, value in sample.kwargs.items():
         values[key] = value
@@ -169,9 +183,9 @@ def _split(sample: Any, params: tuple[str, ...], tensor_params: tuple[str, ...])
             absent = absent or name
             continue
         if not isinstance(value, torch.Tensor):
-            raise _Unexpressible(f"{name} is a {type(value).__name__}, not a tensor")
+            raise _UnexpressibleError(f"{name} is a {type(value).__name__}, not a tensor")
         if absent is not None:
-            raise _Unexpressible(f"{name} given with {absent} absent: case inputs are positional")
+            raise _UnexpressibleError(f"{name} given with {absent} absent: case inputs are positional")
         tensors.append((name, value))
     args = {key: _plain(key, value) for key, value in values.items() if key != "inplace"}
     return tensors, args
@@ -182,7 +196,7 @@ def _case(suite: Suite, info: Any, op: str, index: int, sample: Any, version: st
     _, params, tensor_params = OPINFO_OPS[info.name]
     try:
         tensors, args = _split(sample, params, tensor_params)
-    except _Unexpressible as exc:
+    except _UnexpressibleError as exc:
         return str(exc)
     arrays = [(name, t.detach().cpu().numpy()) for name, t in tensors]
     biggest = max(a.size for _, a in arrays)
@@ -193,7 +207,10 @@ def _case(suite: Suite, info: Any, op: str, index: int, sample: Any, version: st
         return gap
     variant = f".{info.variant_test_name}" if info.variant_test_name else ""
     stem = f"{info.name}{variant}.{index:03d}"
-    case: dict[str, Any] = {"id": f"opinfo.{stem}", "source": f"torch {version} OpInfo {info.name}{variant} sample {index}"}
+    case: dict[str, Any] = {
+        "id": f"opinfo.{stem}",
+        "source": f"torch {version} OpInfo {info.name}{variant} sample {index}",
+    }
     case["op"] = op
     if args:
         case["args"] = flow(args)
@@ -212,13 +229,13 @@ def _spread(n: int, k: int) -> list[int]:
 
 def build_opinfo_suite(ops: Sequence[str] | None = None) -> Suite:
     """The OpInfo samples of the CNN ops (or of ops: OpInfo names, or case op names) as a Suite."""
-    version, db = _op_db()
     wanted = set(ops) if ops else None
     if wanted is not None:
         known = set(OPINFO_OPS) | {v[0] for v in OPINFO_OPS.values()}
         unknown = wanted - known
         if unknown:
             raise ImportLayoutError(f"--ops {', '.join(sorted(unknown))}: not an OpInfo op the importer maps")
+    version, db = _op_db()
     command = "cnnbench import opinfo" + (f" --ops {','.join(ops)}" if ops else "") + " -o DIR"
     suite = Suite(title=f"PyTorch OpInfo samples from torch {version}", command=command)
     suite.notes.append(
@@ -233,7 +250,11 @@ def build_opinfo_suite(ops: Sequence[str] | None = None) -> Suite:
         if wanted is not None and info.name not in wanted and op not in wanted:
             continue
         if info.variant_test_name in _SAME_ON_CPU:
-            suite.skip(traits(op).family, f"{info.name}.{info.variant_test_name}", _SAME_ON_CPU[info.variant_test_name])
+            suite.skip(
+                traits(op).family,
+                f"{info.name}.{info.variant_test_name}",
+                _SAME_ON_CPU[info.variant_test_name],
+            )
             continue
         _import_op(suite, info, op, version)
     return suite

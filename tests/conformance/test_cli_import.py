@@ -10,7 +10,9 @@ import pytest
 
 
 def _cnnbench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cnnbench", *args], check=False, cwd=cwd, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "cnnbench", *args], check=False, cwd=cwd, capture_output=True, text=True
+    )
 
 
 def test_import_onnx_then_run_it(tmp_path: Path) -> None:

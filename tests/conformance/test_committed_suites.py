@@ -23,6 +23,10 @@ def test_committed_suite_passes_on_the_cpu(suite: str) -> None:
     assert len(variants) > 100
     results = {v.id: run_variant(v) for v in variants}
     counts = collections.Counter(r.status for r in results.values())
-    bad = {k: f"{r.status}: {r.message[:200]}" for k, r in results.items() if r.status in ("failed", "error", "xpass")}
+    bad = {
+        k: f"{r.status}: {r.message[:200]}"
+        for k, r in results.items()
+        if r.status in ("failed", "error", "xpass")
+    }
     assert bad == {}, counts
     assert counts["passed"] > 0.8 * len(variants)

@@ -42,10 +42,18 @@ def _statuses(suite_dir: Path, case_ids: set[str]) -> dict[str, str]:
 def test_maxpool_2d_ceil(suite_dir: Path) -> None:
     case = _case(suite_dir, "max_pool", "onnx.test_maxpool_2d_ceil")
     assert case["op"] == "max_pool2d"
-    assert case["args"] == {"kernel_size": [3, 3], "stride": [2, 2], "padding": [0, 0], "dilation": [1, 1], "ceil_mode": True}
+    assert case["args"] == {
+        "kernel_size": [3, 3],
+        "stride": [2, 2],
+        "padding": [0, 0],
+        "dilation": [1, 1],
+        "ceil_mode": True,
+    }
     assert case["expect"]["output"] == [[[[11.0, 12.0], [15.0, 16.0]]]]
     assert case["tolerance"] == {"atol": 1e-7, "rtol": 1e-3}
-    assert case["source"].startswith(f"onnx {onnx.__version__} node test test_maxpool_2d_ceil (MaxPool, opset")
+    assert case["source"].startswith(
+        f"onnx {onnx.__version__} node test test_maxpool_2d_ceil (MaxPool, opset"
+    )
     ids = {"onnx.test_maxpool_2d_ceil", "onnx.test_maxpool_2d_ceil.ref"}
     assert _statuses(suite_dir, ids) == dict.fromkeys(ids, "passed")
 
@@ -54,12 +62,18 @@ def test_averagepool_2d_pads(suite_dir: Path) -> None:
     """Pads 2 around a 3x3 kernel, not counted: torch cannot pad more than half the kernel, and padding the stored
     input would count the zeros. Listed, not imported; the counted variant pads the input and passes."""
     skipped = (suite_dir / "SKIPPED.md").read_text()
-    assert "| AveragePool | `test_averagepool_2d_pads` | pads begin [2, 2], end [2, 2] (count_include_pad=0" in skipped
+    assert (
+        "| AveragePool | `test_averagepool_2d_pads` | pads begin [2, 2], end [2, 2] (count_include_pad=0"
+        in skipped
+    )
     case = _case(suite_dir, "avg_pool", "onnx.test_averagepool_2d_pads_count_include_pad")
     assert case["args"]["padding"] == [0, 0] and case["args"]["count_include_pad"] is True
     assert case["inputs"]["input"] == {"file": "data/test_averagepool_2d_pads_count_include_pad.input.npy"}
     assert "applied to the stored input as zeros" in case["note"]
-    ids = {"onnx.test_averagepool_2d_pads_count_include_pad", "onnx.test_averagepool_2d_pads_count_include_pad.ref"}
+    ids = {
+        "onnx.test_averagepool_2d_pads_count_include_pad",
+        "onnx.test_averagepool_2d_pads_count_include_pad.ref",
+    }
     assert _statuses(suite_dir, ids) == dict.fromkeys(ids, "passed")
 
 
@@ -68,7 +82,10 @@ def test_conv_with_strides_and_asymmetric_padding(suite_dir: Path) -> None:
     assert case["op"] == "conv2d"
     assert case["args"] == {"stride": [2, 2], "padding": [1, 0], "dilation": [1, 1]}  # pads [1, 0, 1, 0]
     assert len(case["expect"]["output"][0][0]) == 4 and len(case["expect"]["output"][0][0][0]) == 2
-    ids = {"onnx.test_conv_with_strides_and_asymmetric_padding", "onnx.test_conv_with_strides_and_asymmetric_padding.ref"}
+    ids = {
+        "onnx.test_conv_with_strides_and_asymmetric_padding",
+        "onnx.test_conv_with_strides_and_asymmetric_padding.ref",
+    }
     assert _statuses(suite_dir, ids) == dict.fromkeys(ids, "passed")
 
 
@@ -87,14 +104,18 @@ def test_reimport_is_byte_identical_to_the_committed_suite(tmp_path: Path) -> No
 def test_an_unknown_onnx_layout_exits_2_naming_the_version_and_writes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(sys.modules, "onnx.backend.test.case.node", types.ModuleType("onnx.backend.test.case.node"))
+    monkeypatch.setitem(
+        sys.modules, "onnx.backend.test.case.node", types.ModuleType("onnx.backend.test.case.node")
+    )
     onnx_import._onnx_testcases.cache_clear()
     try:
         assert main(["import", "onnx", "-o", str(tmp_path / "out")]) == 2
     finally:
         onnx_import._onnx_testcases.cache_clear()
     err = capsys.readouterr().err
-    assert f"onnx {onnx.__version__}: expected onnx.backend.test.case.node.collect_testcases()" in " ".join(err.split())
+    assert f"onnx {onnx.__version__}: expected onnx.backend.test.case.node.collect_testcases()" in " ".join(
+        err.split()
+    )
     assert not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []
 
 

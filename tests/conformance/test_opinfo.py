@@ -20,7 +20,9 @@ COMMITTED = REPO / "cases" / "conformance" / "opinfo"
 
 
 def test_conv2d_samples_become_reference_cases(tmp_path: Path) -> None:
-    assert main(["import", "opinfo", "--ops", "nn.functional.conv2d,max_pool2d", "-o", str(tmp_path / "s")]) == 0
+    assert (
+        main(["import", "opinfo", "--ops", "nn.functional.conv2d,max_pool2d", "-o", str(tmp_path / "s")]) == 0
+    )
     doc = yaml.safe_load((tmp_path / "s" / "conv.yaml").read_text())
     assert len(doc["cases"]) == opinfo.MAX_SAMPLES
     case = doc["cases"][0]
@@ -40,7 +42,9 @@ def test_reimport_is_byte_identical_to_the_committed_suite(tmp_path: Path) -> No
     files = sorted(p.relative_to(COMMITTED) for p in COMMITTED.rglob("*") if p.is_file())
     again = sorted(p.relative_to(tmp_path / "again") for p in (tmp_path / "again").rglob("*") if p.is_file())
     assert files == again
-    assert [str(f) for f in files if (COMMITTED / f).read_bytes() != (tmp_path / "again" / f).read_bytes()] == []
+    assert [
+        str(f) for f in files if (COMMITTED / f).read_bytes() != (tmp_path / "again" / f).read_bytes()
+    ] == []
 
 
 def test_split_keeps_positional_tensors_and_refuses_gaps() -> None:
@@ -52,7 +56,7 @@ def test_split_keeps_positional_tensors_and_refuses_gaps() -> None:
     _, params, tensors = opinfo.OPINFO_OPS["nn.functional.conv2d"]
     assert opinfo._split(Sample(x, w, None, stride=(2, 2)), params, tensors)[1] == {"stride": [2, 2]}
     _, params, tensors = opinfo.OPINFO_OPS["nn.functional.batch_norm"]
-    with pytest.raises(opinfo._Unexpressible, match="positional"):
+    with pytest.raises(opinfo._UnexpressibleError, match="positional"):
         opinfo._split(Sample(x, None, None, weight=torch.ones(2)), params, tensors)
 
 
@@ -68,5 +72,7 @@ def test_an_unknown_torch_layout_exits_2_naming_the_version(
     finally:
         opinfo._op_db.cache_clear()
     err = " ".join(capsys.readouterr().err.split())
-    assert f"torch {torch.__version__}: expected torch.testing._internal.common_methods_invocations.op_db" in err
+    assert (
+        f"torch {torch.__version__}: expected torch.testing._internal.common_methods_invocations.op_db" in err
+    )
     assert list(tmp_path.iterdir()) == []

@@ -46,7 +46,6 @@ UNMAPPED_OPS: dict[str, str] = {
     "SpaceToDepth": "no torch.nn.functional counterpart with ONNX's channel order",
     "DepthToSpace": "F.pixel_shuffle matches CRD mode only, and is not mapped",
     "CenterCropPad": "no torch.nn.functional counterpart",
-    "Pad": "pads arrive as an input tensor over every axis; not mapped (F.pad cases are hand-written)",
     "Clip": "F.hardtanh takes float bounds; the tests pass min and max as input tensors",
 }
 IN_SCOPE = frozenset(_MAPPERS) | frozenset(UNMAPPED_OPS)

@@ -498,6 +498,29 @@ def _flatten(t: NodeTest) -> Mapped:
     return Mapped("reshape", {"op": "reshape"}, [("input", x)], {"shape": shape}, outputs=[t.outputs[0]])
 
 
+_PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "replicate", "wrap": "circular"}
+
+
+def _pad(t: NodeTest) -> Mapped:
+    """Pad (opset 11+): pads and axes as input tensors, begin pads then end pads -> F.pad's last-dim-first pairs."""
+    x, pads, value, axes = (_input(t, i) for i in range(4))
+    assert x is not None and pads is not None
+    mode = str(t.attrs.get("mode", "constant"))
+    if mode not in _PAD_MODES:
+        raise UnmappedError(f"mode {mode!r}")
+    dims = [int(a) % x.ndim for a in axes.tolist()] if axes is not None else list(range(x.ndim))
+    flat = _ints(pads.tolist())
+    pairs = [(0, 0)] * x.ndim
+    for d, b, e in zip(dims, flat[: len(dims)], flat[len(dims) :], strict=True):
+        pairs[d] = (b, e)
+    first = next((d for d, pair in enumerate(pairs) if pair != (0, 0)), x.ndim)
+    torch_pad = [v for d in reversed(range(first, x.ndim)) for v in pairs[d]]
+    args: dict[str, Any] = {"pad": torch_pad, "mode": _PAD_MODES[mode]}
+    if mode == "constant":
+        args["value"] = float(value) if value is not None else 0.0
+    return Mapped("pad", {"op": "pad"}, [("input", x)], args, outputs=[t.outputs[0]])
+
+
 MAPPERS: dict[str, Callable[[NodeTest], Mapped]] = {
     "Conv": _conv,
     "ConvTranspose": _conv_transpose,
@@ -529,5 +552,6 @@ MAPPERS: dict[str, Callable[[NodeTest], Mapped]] = {
     "Softmax": _softmax("softmax"),
     "LogSoftmax": _softmax("log_softmax"),
     "Flatten": _flatten,
+    "Pad": _pad,
 }
 """ONNX op type -> its mapping (Resize and Upsample: cnnbench.conformance.onnx_resize)."""

@@ -176,3 +176,16 @@ def test_resize_refusals_and_ties() -> None:
         )
     m = map_upsample(_test("Upsample", {"mode": "nearest"}, x, np.array([1, 1, 2, 3]), opset=9))
     assert m.args == {"scale_factor": [2.0, 3.0], "mode": "nearest"}
+
+
+@pytest.mark.parametrize(
+    ("mode", "torch_mode"), [("constant", "constant"), ("edge", "replicate"), ("wrap", "circular")]
+)
+def test_pad_pairs_become_last_dim_first(mode: str, torch_mode: str) -> None:
+    x = np.random.default_rng(4).standard_normal((1, 3, 4, 5))
+    pads = np.array([0, 0, 1, 3, 0, 0, 2, 4])  # begin (N, C, H, W), then end
+    m = MAPPERS["Pad"](_test("Pad", {"mode": mode}, x, pads, np.array(1.5)))
+    assert m.args["pad"] == [3, 4, 1, 2] and m.args["mode"] == torch_mode
+    assert tuple(_run(m).shape) == (1, 3, 7, 12)
+    axes = MAPPERS["Pad"](_test("Pad", {}, x, np.array([0, 3, 0, 4]), np.array(1.5), np.array([-3, -1])))
+    assert axes.args == {"pad": [3, 4], "mode": "constant", "value": 1.5}

@@ -24,6 +24,7 @@ __all__ = [
     "build_parser",
     "cmd_compare",
     "cmd_fuzz",
+    "cmd_import",
     "cmd_ledger",
     "cmd_list",
     "cmd_merge",
@@ -378,6 +379,15 @@ def cmd_shrink(
     )
 
 
+def cmd_import(source: str, output: str, ops: str | None = None, out: Console | None = None) -> int:
+    """Write another project's conformance suite (ONNX node tests, OpInfo samples) as case files into output."""
+    from cnnbench.conformance.importer import import_suite
+
+    wanted = [o.strip() for o in ops.split(",") if o.strip()] if ops else None
+    (out or Console(highlight=False)).print(import_suite(source, output, wanted), markup=False)
+    return EXIT_OK
+
+
 # Argument types: a bad value is refused by argparse with the flag's name, exit 2, before anything runs.
 
 
@@ -619,6 +629,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ledger.add_argument("--format", dest="fmt", default="markdown", choices=("markdown", "html"))
 
+    imp = sub.add_parser("import", help="write the ONNX node tests or PyTorch's OpInfo samples as case files")
+    imp.add_argument("source", choices=["onnx", "opinfo"])
+    imp.add_argument(
+        "--ops", help="comma-separated ONNX op types (Conv,MaxPool) or OpInfo names (conv2d,...)"
+    )
+    imp.add_argument("-o", "--output", required=True, metavar="DIR", help="the suite's folder (replaced)")
+
     merge = sub.add_parser("merge", parents=[p["reports"]], help="combine the runs of shards into one run")
     merge.add_argument("runs", nargs="+", metavar="RUN", help="run directories or ids")
     merge.add_argument(
@@ -639,6 +656,7 @@ _COMMANDS: dict[str, Callable[..., int]] = {
     "ledger": cmd_ledger,
     "fuzz": cmd_fuzz,
     "shrink": cmd_shrink,
+    "import": cmd_import,
 }
 
 

@@ -7,6 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch._dynamo  # noqa: F401  (see below)
+
+# pytester's in-process runs (tests/test_pytest_plugin.py) drop every module an inner run imported. torch._dynamo,
+# imported lazily by torch.optim's first step and by torch.compile, imports torch._inductor.test_operators, which
+# registers a TORCH_LIBRARY that cannot be registered twice in one process: imported once here, it outlives every
+# inner run, so no later test re-imports it.
 
 #: Malformed case files (tests/casefile/test_corpus.py feeds them to the CLI); the cnnbench plugin must not collect them.
 collect_ignore_glob = ["corpus/*"]

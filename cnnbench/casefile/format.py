@@ -37,7 +37,14 @@ from cnnbench.casefile.fields import (
     check_regex,
     name_in,
 )
-from cnnbench.casefile.tensors import RandnSpec, RandSpec, TensorSpec, literal_shape, tensor_shape
+from cnnbench.casefile.tensors import (
+    RandnSpec,
+    RandSpec,
+    TensorSpec,
+    literal_shape,
+    tensor_args,
+    tensor_shape,
+)
 from cnnbench.casefile.vocabulary import EXCEPTION_TYPES, MODULES
 
 __all__ = [
@@ -128,6 +135,18 @@ def _expected_output(value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, list) and value and all(isinstance(v, list | dict) or v is None for v in value):
             return [_expected_item(v, info, f"output[{i}]") for i, v in enumerate(value)]
         raise first
+
+
+def _argument(value: Any, info: ValidationInfo) -> Any:
+    """An argument value: a mapping is a tensor passed by keyword (``weight: {randn: [4]}``), validated as one
+    (no torch call takes a mapping); anything else is passed as written (lists become tuples when called)."""
+    if isinstance(value, dict):
+        return _expected_item(value, info, "")
+    return value
+
+
+ArgValue = Annotated[Any, AfterValidator(_argument)]
+"""One keyword argument of a call: a value as written, or a tensor in one of its mapping forms."""
 
 
 class ExpectSpec(SpecModel):
@@ -259,7 +278,17 @@ class CaseSpec(SpecModel):
     op: Annotated[str, name_in("op", CALLABLE_OPS)] | None = None
     module: Annotated[str, name_in("module", (*MODULES, "Sequential"))] | None = None
     layers: Annotated[list[LayerSpec], Field(min_length=1)] | None = None
-    args: dict[str, Any] = Field(default_factory=dict)
+    args: Annotated[
+        dict[str, ArgValue],
+        Field(
+            description="keyword arguments of the op, or of the module's constructor; a tensor mapping "
+            "({randn: [4]}, {data: [...]}) passes a tensor by keyword (op cases)"
+        ),
+    ] = Field(default_factory=dict)
+    call_args: Annotated[
+        dict[str, ArgValue],
+        Field(description="keyword arguments of a module's forward call (ConvTranspose2d's output_size)"),
+    ] = Field(default_factory=dict)
     inputs: dict[str, TensorSpec] = Field(default_factory=dict)
     state: dict[str, TensorSpec] = Field(default_factory=dict)
     mode: Literal["eval", "train"] = "eval"
@@ -362,6 +391,38 @@ class CaseSpec(SpecModel):
         return self
 
     @model_validator(mode="after")
+    def _keyword_tensors(self) -> CaseSpec:
+        """Tensors by keyword (args of an op, call_args of a module) and what they combine with."""
+        if self.op is None and tensor_args(self.args):
+            names = ", ".join(tensor_args(self.args))
+            raise ValueError(
+                f"args: {names}: a module's constructor takes no tensors; set its parameters with state:"
+            )
+        if self.call_args and self.module in (None, "Sequential"):
+            raise ValueError(
+                "call_args: are the keyword arguments of a module's forward call; "
+                + ("an op's keyword arguments go in args:" if self.op is not None else "layers: take none")
+            )
+        keyword = {**tensor_args(self.args), **tensor_args(self.call_args)}
+        generated = [k for k, v in keyword.items() if isinstance(v, RandSpec | RandnSpec)]
+        if self.fill is not None and generated:
+            raise ValueError(
+                f"fill: exact does not fill tensors passed by keyword ({', '.join(generated)}); "
+                "pass them in inputs:, or write them as integer literals"
+            )
+        if self.expect.grad == "reference" and keyword:
+            raise ValueError(
+                f"grad: reference differentiates the positional inputs only; pass {', '.join(keyword)} "
+                "in inputs: (in the op's order), or use grad: gradcheck"
+            )
+        if self.call_args and (self.expect.reference or self.expect.grad):
+            raise ValueError(
+                "reference and grad lower a module from its constructor arguments alone, which call_args "
+                f"({', '.join(self.call_args)}) would change; compare with expect.output or shape instead"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _sweep_keys(self) -> CaseSpec:
         if self.sweep is None and (self.max_cases is not None or self.exclude is not None):
             raise ValueError("max_cases and exclude apply to a sweep: this case has no sweep")
@@ -428,6 +489,8 @@ def _output_tensors(output: Any) -> list[tuple[str, Any]]:
 def case_tensors(spec: CaseSpec) -> list[tuple[str, tuple[int, ...]]]:
     """Every tensor a validated case describes (inputs, state, expected values), by key path, with its shape."""
     named: list[tuple[str, Any]] = [(f"inputs.{k}", v) for k, v in spec.inputs.items()]
+    named += [(f"args.{k}", v) for k, v in tensor_args(spec.args).items()]
+    named += [(f"call_args.{k}", v) for k, v in tensor_args(spec.call_args).items()]
     named += [(f"state.{k}", v) for k, v in spec.state.items()]
     for i, layer in enumerate(spec.layers or []):
         named += [(f"layers[{i}].state.{k}", v) for k, v in layer.state.items()]

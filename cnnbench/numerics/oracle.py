@@ -18,8 +18,10 @@ from torch import nn
 from torch.autograd.gradcheck import GradcheckError
 
 from cnnbench.casefile.format import CaseSpec
+from cnnbench.casefile.tensors import tensor_args
 from cnnbench.casefile.variants import Variant
 from cnnbench.numerics.checks import Check, check_close
+from cnnbench.numerics.fill import make_tensor
 from cnnbench.numerics.subject import (
     Builder,
     Subject,
@@ -97,6 +99,8 @@ def _reference_call(
     """The op, its keyword args and its positional tensors for a float64 subject."""
     if spec.op is not None:
         args = {k: v for k, v in spec.args.items() if k not in _NOT_REFERENCE_ARGS}
+        # Tensors passed by keyword (weight=, bias=, running_mean=): float64 arrays, as the positional ones.
+        args |= {k: make_tensor(v, "float64").numpy() for k, v in tensor_args(args).items()}
         return spec.op, args, list(subject.inputs)
     assert spec.module is not None and subject.module is not None
     if len(subject.inputs) != 1:
@@ -119,7 +123,12 @@ def _numpy(t: torch.Tensor | None) -> np.ndarray | None:
 
 def _digest(op: str, args: dict[str, Any], arrays: Sequence[np.ndarray | None]) -> str:
     """A key for one call's values: the op, its args and every tensor's shape and bytes."""
-    h = hashlib.sha256(f"{op}{sorted(args.items())!r}".encode())
+    plain = {k: v for k, v in args.items() if not isinstance(v, np.ndarray)}
+    h = hashlib.sha256(f"{op}{sorted(plain.items())!r}".encode())
+    for name, value in sorted(
+        ((k, v) for k, v in args.items() if isinstance(v, np.ndarray)), key=lambda kv: kv[0]
+    ):
+        h.update(name.encode() + f"{value.shape}".encode() + np.ascontiguousarray(value).tobytes())
     for a in arrays:
         h.update(b"none" if a is None else f"{a.shape}".encode() + np.ascontiguousarray(a).tobytes())
     return h.hexdigest()

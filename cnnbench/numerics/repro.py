@@ -24,12 +24,13 @@ from cnnbench.casefile.tensors import (
     RandSpec,
     TensorSpec,
     ZerosSpec,
+    is_tensor_spec,
     literal_shape,
 )
 from cnnbench.casefile.variants import Variant, expand, rerun_command
 from cnnbench.casefile.vocabulary import DTYPES, FUNCTIONAL_OPS, suggest
 from cnnbench.errors import UsageError
-from cnnbench.numerics.build import build_module, to_dtype
+from cnnbench.numerics.build import as_called, build_module, to_dtype
 from cnnbench.numerics.fill import make_tensor
 from cnnbench.numerics.subject import case_inputs, fill_parameters
 from cnnbench.numerics.tolerance import DEFAULT_TOLERANCES, tolerance_for
@@ -114,8 +115,10 @@ def _py(value: Any) -> str:
         return repr(value) if math.isfinite(value) else f'float("{value}")'
     if isinstance(value, int | str):
         return repr(value)
-    if isinstance(value, list | tuple):
+    if isinstance(value, list):
         return "[" + ", ".join(_py(v) for v in value) + "]"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_py(v) for v in value) + ("," if len(value) == 1 else "") + ")"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{_py(k)}: {_py(v)}" for k, v in value.items()) + "}"
     raise UsageError(f"cannot write {type(value).__name__} {value!r} as a Python literal")
@@ -194,13 +197,16 @@ def _expected_expr(raw: Any) -> str:
 
 
 def _args(args: dict[str, Any]) -> str:
-    """Keyword arguments; a dtype name given as the dtype argument becomes the torch dtype (build.convert_args)."""
+    """Keyword arguments as build.convert_args passes them: a dtype name given as the dtype argument becomes the
+    torch dtype, lists become tuples, and a tensor given by keyword is built like an input."""
     parts = []
     for key, value in args.items():
         if key == "dtype" and isinstance(value, str) and value in DTYPES:
             parts.append(f"{key}=torch.{value}")
+        elif is_tensor_spec(value):
+            parts.append(f"{key}={_tensor_expr(value, 'dtype')}")
         else:
-            parts.append(f"{key}={_py(value)}")
+            parts.append(f"{key}={_py(as_called(value))}")
     return ", ".join(parts)
 
 
@@ -239,7 +245,15 @@ def _build_module(variant: Variant, lines: list[str]) -> None:
     lines.append("module.train()" if spec.mode == "train" else "module.eval()")
     if variant.memory_format != "contiguous":
         lines.append("module = module.to(memory_format=torch.channels_last)")
-    lines.append("fn = module")
+    if spec.call_args:
+        lines += [
+            "",
+            "def fn(*tensors):  # the forward call's keyword arguments (call_args)",
+            f"    return module(*tensors, {_args(spec.call_args)})",
+            "",
+        ]
+    else:
+        lines.append("fn = module")
 
 
 def _pinned_arg(pinned: str | None) -> str:

@@ -27,6 +27,7 @@ from cnnbench.numerics.build import (
     exception_type,
     load_state,
     resolve_op,
+    tensor_kwargs,
     to_dtype,
 )
 from cnnbench.numerics.checks import Check, check_close, check_shape
@@ -72,7 +73,8 @@ class _Call:
         self.module: nn.Module | None = None
         args = convert_args(spec.args)
         if spec.op is not None:
-            self.fn: Callable[..., Any] = functools.partial(resolve_op(spec.op), **args)
+            keywords = tensor_kwargs(spec.args, dtype, device)
+            self.fn: Callable[..., Any] = functools.partial(resolve_op(spec.op), **args, **keywords)
             return
         torch.manual_seed(spec.seed)
         if spec.layers is not None:
@@ -88,6 +90,9 @@ class _Call:
         module.train(spec.mode == "train")
         self.module = module
         self.fn = module
+        if spec.call_args:
+            call = convert_args(spec.call_args) | tensor_kwargs(spec.call_args, dtype, device)
+            self.fn = functools.partial(module, **call)
 
 
 def _subject(variant: Variant, device: str, dtype: str, memory_format: str) -> Subject:

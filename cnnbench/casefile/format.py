@@ -50,6 +50,7 @@ from cnnbench.casefile.vocabulary import EXCEPTION_TYPES, MODULES
 __all__ = [
     "DEFAULT_MAX_CASES",
     "MAX_TRAIN_STEPS",
+    "MODULE_ONLY_EXPECT",
     "CaseSpec",
     "DefaultsSpec",
     "ErrorSpec",
@@ -186,6 +187,10 @@ class ExpectSpec(SpecModel):
             )
         return self
 
+
+#: The expectations a module (or layers) case without inputs may have: its build, not its call, shows them
+#: (``error``: the constructor's own).
+MODULE_ONLY_EXPECT = ("repr", "state_shapes", "state", "error")
 
 #: Most optimiser steps a train: block may ask for: a training case is a check that must stay fast.
 MAX_TRAIN_STEPS = 1000
@@ -448,10 +453,24 @@ class CaseSpec(SpecModel):
         if self.op is not None and self.state:
             raise ValueError("state: applies to module/layers cases; pass an op's tensors in inputs:")
         if not self.inputs:
-            raise ValueError("inputs: is empty; a case needs at least one input tensor")
+            self._module_only()
         if len(set(self.devices)) != len(self.devices) or len(set(self.dtypes)) != len(self.dtypes):
             raise ValueError("devices and dtypes must not repeat")
         return self
+
+    def _module_only(self) -> None:
+        """A case without inputs builds its module and never calls it: only what a built module shows applies."""
+        if self.op is not None:
+            raise ValueError("inputs: is empty; an op case needs at least one input tensor")
+        called = [k for k, v in self.expect if v is not None and k not in MODULE_ONLY_EXPECT]
+        extra = [k for k in ("train", "memory_formats") if getattr(self, k) is not None]
+        extra += ["call_args"] if self.call_args else []
+        if called or extra:
+            keys = ", ".join([f"expect.{k}" for k in called] + extra)
+            raise ValueError(
+                f"inputs: is empty, so the module is built but never called; {keys} need(s) the call's input "
+                f"(without inputs a case may expect only {', '.join(MODULE_ONLY_EXPECT)})"
+            )
 
     @model_validator(mode="after")
     def _within_budget(self, info: ValidationInfo) -> CaseSpec:

@@ -396,12 +396,18 @@ def _call_lines(variant: Variant, lines: list[str]) -> None:
         _build_module(variant, lines)
 
 
-def _outcome_lines(spec: CaseSpec, lines: list[str]) -> None:
-    """Run the call and check what the case expects of it: the error it raises, or its result."""
+def _outcome_lines(spec: CaseSpec, lines: list[str], build: list[str]) -> None:
+    """Build and run the call (build: its lines) and check what the case expects of it: the error it raises, or
+    its result."""
     expect = spec.expect
-    if expect.error is not None:
+    if expect.error is None:
+        lines += build
+    else:
         wanted = _exception_expr(expect.error.type)
-        lines += ["try:", "    fn(*inputs.values())", f"except {wanted} as exc:"]
+        # A module is built inside the try: cnnbench counts its constructor as part of the call.
+        body = ["    " + line.replace("\n", "\n    ") for line in build if line]
+        body += ["    fn(*inputs.values())"] if spec.inputs else []
+        lines += ["try:", *body, f"except {wanted} as exc:"]
         if expect.error.match:
             lines.append(
                 f"    assert re.search({expect.error.match!r}, str(exc)), f'unexpected message: {{exc}}'"
@@ -412,6 +418,10 @@ def _outcome_lines(spec: CaseSpec, lines: list[str]) -> None:
             "else:",
             f"    raise AssertionError('expected {expect.error.type}, but the call returned normally')",
         ]
+        return
+    if not spec.inputs:
+        lines += ["", "# No input: the module is built, never called; the expectation is about the module."]
+        _expectations(spec, lines)
         return
     lines.append("with torch.no_grad():")
     if expect.layer_shapes is not None:
@@ -444,8 +454,9 @@ def repro_snippet(variant: Variant, stored: dict[str, Any] | None = None) -> str
     if spec.op is None:
         lines.append(_STATE_HELPER.rstrip())
     lines += _input_lines(variant)
-    _call_lines(variant, lines)
-    _outcome_lines(spec, lines)
+    build: list[str] = []
+    _call_lines(variant, build)
+    _outcome_lines(spec, lines, build)
     lines += ["", f"print('ok: {variant.id} reproduces as expected')", ""]
     return "\n".join(lines)
 

@@ -112,6 +112,8 @@ def _check_error(build: Callable[[], Subject], expect: ExpectSpec) -> Check:
     want = expect.error.type + (f" matching {pattern!r}" if pattern else "")
     try:
         call = build()
+        if not call.inputs:  # a module-only case: the constructor is the whole call
+            return Check(False, f"expected {want}, but building the module succeeded (the case has no input)")
         call.fn(*call.inputs)
     except Exception as exc:
         got = f"{type(exc).__name__}: {first_line(exc)}"
@@ -209,9 +211,11 @@ def _execute(variant: Variant, result: Result | None = None) -> list[Check]:
     if spec.train is not None:
         train(call, spec, dtype, device, result)
     with torch.no_grad():
-        if expect.layer_shapes is not None:
+        if not inputs:  # a module-only case (repr, state_shapes, state): built, never called
+            out: Any = None
+        elif expect.layer_shapes is not None:
             assert isinstance(call.module, nn.Sequential)
-            out: Any = inputs[0]
+            out = inputs[0]
             for i, (layer, shape) in enumerate(zip(call.module, expect.layer_shapes, strict=True)):
                 out = layer(out, *inputs[1:]) if i == 0 else layer(out)
                 checks.append(
@@ -221,7 +225,7 @@ def _execute(variant: Variant, result: Result | None = None) -> list[Check]:
             out = call.fn(*inputs)
     if result is not None:
         result.output_digest = output_digest(out)
-    if expect.layer_shapes is None:
+    if expect.layer_shapes is None and out is not None:
         checks.extend(_check_arithmetic_shape(spec, out))
     if expect.output is not None:
         checks.extend(_check_output(out, expect.output, spec))

@@ -90,3 +90,45 @@ def test_keyword_tensors_refused_where_they_cannot_apply(change: tuple[str, str]
         (CONV_BIAS if "reference" in change[0] or "fill" in change[1] else KEYWORD).replace(*change)
     )
     assert any(message in e for e in errors), errors
+
+
+MODULE_ONLY = """\
+cases:
+  - id: conv-repr
+    module: Conv2d
+    args: {in_channels: 3, out_channels: 64, kernel_size: 3, stride: 1}
+    expect:
+      repr: "Conv2d(3, 64, kernel_size=(3, 3), stride=(1, 1))"
+"""
+
+
+def test_a_module_only_case_needs_no_input() -> None:
+    (case,) = load_text(MODULE_ONLY, "f.yaml").cases
+    assert case.spec.inputs == {}
+    stack = MODULE_ONLY.replace(
+        "module: Conv2d\n    args: {in_channels: 3, out_channels: 64, kernel_size: 3, stride: 1}",
+        "layers: [{module: ReLU}]",
+    )
+    load_text(
+        stack.replace('repr: "Conv2d(3, 64, kernel_size=(3, 3), stride=(1, 1))"', "state_shapes: {}"),
+        "f.yaml",
+    )
+
+
+@pytest.mark.parametrize(
+    ("expect", "named"),
+    [
+        ("shape: [1]", "expect.shape"),
+        ("reference: numpy", "expect.reference"),
+        ("deterministic: true", "expect.deterministic"),
+    ],
+)
+def test_expectations_of_the_call_still_need_an_input(expect: str, named: str) -> None:
+    (error,) = errors_of(MODULE_ONLY + f"      {expect}\n")
+    assert "inputs: is empty, so the module is built but never called" in error and named in error
+    assert error.startswith("f.yaml:2:")
+
+
+def test_an_op_case_still_needs_an_input() -> None:
+    (error,) = errors_of("cases:\n  - id: r\n    op: relu\n    expect: {shape: [1]}\n")
+    assert "an op case needs at least one input tensor" in error

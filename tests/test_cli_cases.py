@@ -1,0 +1,89 @@
+"""End to end through the CLI (subprocess): what issue 13 found a case file could not state or got wrong —
+keyword tensors, tuples, module-only cases, ConvTranspose output_size, modelled reference arguments, chains,
+validate's hints."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+
+def cnnbench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cnnbench", *args],
+        check=False,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def python(script: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", script], check=False, cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_keyword_tensors_tuples_and_module_only_cases_pass(
+    write_case: Callable[..., Path], tmp_path: Path
+) -> None:
+    path = write_case(
+        r"""
+        defaults: {devices: [cpu], dtypes: [float64, float32]}
+        cases:
+          - id: gn-affine
+            op: group_norm
+            args:
+              num_groups: 2
+              weight: {data: [1, 2, 3, 4]}
+              bias: {data: [0, 10, 20, 30]}
+            inputs: {input: [[[1, 3], [1, 3], [5, 5], [5, 5]]]}
+            tolerance: {atol: 1e-3, rtol: 0}
+            expect: {output: [[[-1, 1], [8, 12], [20, 20], [30, 30]]]}
+          - id: pool-tuples
+            module: MaxPool2d
+            args: {kernel_size: [2, 3], stride: [1, 2]}
+            inputs: {input: {randn: [1, 1, 4, 6]}}
+            expect:
+              repr: "MaxPool2d(kernel_size=(2, 3), stride=(1, 2), padding=0, dilation=1, ceil_mode=False)"
+          - id: seed003-conv-repr
+            module: Conv2d
+            args: {in_channels: 3, out_channels: 64, kernel_size: 3, stride: 1}
+            expect:
+              repr: "Conv2d(3, 64, kernel_size=(3, 3), stride=(1, 1))"
+              state_shapes: {weight: [64, 3, 3, 3], bias: [64]}
+          - id: bn-initial-state
+            module: BatchNorm2d
+            args: {num_features: 2}
+            expect: {state: {running_mean: [0, 0], running_var: [1, 1]}}
+        """
+    )
+    proc = cnnbench("run", str(path), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "8 passed" in proc.stdout
+    for variant in ("pool-tuples[cpu-float64]", "seed003-conv-repr[cpu-float32]"):
+        script = cnnbench("repro", variant, str(path), cwd=tmp_path)
+        assert script.returncode == 0, script.stderr
+        ran = python(script.stdout, tmp_path)
+        assert ran.returncode == 0 and "reproduces as expected" in ran.stdout, ran.stderr
+
+
+def test_a_bad_keyword_tensor_exits_2_at_its_line(write_case: Callable[..., Path], tmp_path: Path) -> None:
+    path = write_case(
+        """
+        cases:
+          - id: gn
+            op: group_norm
+            args:
+              num_groups: 2
+              weight: {randn: [4], sed: 1}
+            inputs: {input: {randn: [2, 4, 3, 3]}}
+            expect: {shape: [2, 4, 3, 3]}
+        """
+    )
+    proc = cnnbench("validate", str(path), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert f"{path.name}:6:" in proc.stdout + proc.stderr and "Traceback" not in proc.stderr

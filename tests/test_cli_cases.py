@@ -87,3 +87,30 @@ def test_a_bad_keyword_tensor_exits_2_at_its_line(write_case: Callable[..., Path
     proc = cnnbench("validate", str(path), cwd=tmp_path)
     assert proc.returncode == 2
     assert f"{path.name}:6:" in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_validate_hints_nested_keys_and_reports_duplicates_at_once(
+    write_case: Callable[..., Path], tmp_path: Path
+) -> None:
+    path = write_case(
+        """
+        cases:
+          - id: a
+            op: relu
+            inputs: {input: [1]}
+            tolerance: {float32: {atl: 1}}
+            expect: {shape: [1]}
+          - id: a
+            op: relu
+            inputs: {input: [1]}
+            expect: {outptu: [1]}
+        """
+    )
+    proc = cnnbench("validate", str(path), cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if path.name in line]
+    assert len(lines) == 3, lines
+    assert 'tolerance.float32.atl: unknown key "atl" (did you mean "atol"?)' in lines[0]
+    assert 'duplicate case id "a"' in lines[1]
+    assert 'expect.outptu: unknown key "outptu" (did you mean "output"?)' in lines[2]
+    assert "benchmark_defaults" not in proc.stdout + proc.stderr

@@ -76,8 +76,9 @@ class ToleranceOverride(SpecModel):
 def _tolerance_tag(value: Any) -> str:
     if isinstance(value, ToleranceOverride):
         return "flat"
+    # Per dtype: every value is itself a mapping ({float16: {atol: ...}}); {atl: 1} is a flat one misspelt.
     if isinstance(value, dict) and value and not ({"atol", "rtol"} & set(value)):
-        return "per_dtype"
+        return "per_dtype" if all(isinstance(v, dict | ToleranceOverride) for v in value.values()) else "flat"
     return "flat"
 
 

@@ -114,3 +114,37 @@ def test_validate_hints_nested_keys_and_reports_duplicates_at_once(
     assert 'duplicate case id "a"' in lines[1]
     assert 'expect.outptu: unknown key "outptu" (did you mean "output"?)' in lines[2]
     assert "benchmark_defaults" not in proc.stdout + proc.stderr
+
+
+def test_conv_transpose_output_size_run_and_repro_agree(
+    write_case: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Issue 13 item 5: output_size= legally gives 6x6 where the arithmetic without it says 5x5; the run used to
+    fail the variant while its repro script said it reproduced. Now both pass, and a wrong shape fails both."""
+    path = write_case(
+        """
+        defaults: {devices: [cpu]}
+        cases:
+          - id: convt-6x6
+            module: ConvTranspose2d
+            args: {in_channels: 1, out_channels: 1, kernel_size: 3, stride: 2}
+            call_args: {output_size: [6, 6]}
+            inputs: {input: {randn: [1, 1, 2, 2]}}
+            expect: {shape: [1, 1, 6, 6]}
+          - id: convt-wrong
+            module: ConvTranspose2d
+            args: {in_channels: 1, out_channels: 1, kernel_size: 3, stride: 2}
+            call_args: {output_size: [6, 6]}
+            inputs: {input: {randn: [1, 1, 2, 2]}}
+            expect: {shape: [1, 1, 5, 5]}
+        """
+    )
+    run = cnnbench("run", str(path), cwd=tmp_path)
+    assert run.returncode == 1 and "1 passed, 1 failed" in run.stdout, run.stdout + run.stderr
+    for variant, ok in (("convt-6x6[cpu-float32]", True), ("convt-wrong[cpu-float32]", False)):
+        script = cnnbench("repro", variant, str(path), cwd=tmp_path)
+        assert script.returncode == 0, script.stderr
+        assert "arithmetic = [1, 1, 6, 6]" in script.stdout
+        ran = python(script.stdout, tmp_path)
+        assert (ran.returncode == 0) is ok, ran.stdout + ran.stderr
+        assert ("reproduces as expected" in ran.stdout) is ok

@@ -18,7 +18,9 @@ def case_output_shape(spec: CaseSpec) -> tuple[int, ...] | None:
     if spec.op not in SHAPE_OPS and spec.module not in SHAPE_MODULES:
         return None
     shapes = [tensor_shape(t) for t in spec.inputs.values()]
-    return call_output_shape(op=spec.op, module=spec.module, args=spec.args, input_shapes=shapes)
+    return call_output_shape(
+        op=spec.op, module=spec.module, args=spec.args, input_shapes=shapes, call_args=spec.call_args
+    )
 
 
 def judge_output_shape(spec: CaseSpec, got: Sequence[Sequence[int]]) -> tuple[bool, str] | None:

@@ -223,7 +223,9 @@ def _load_benchmarks(
             BenchmarkDefaultsSpec.model_validate(raw_defaults, context=context)
             defaults = dict(raw_defaults)
         except ValidationError as exc:
-            errors.extend(validation_errors(exc, raw_defaults, ("benchmark_defaults",), marks, BenchmarkDefaultsSpec))
+            errors.extend(
+                validation_errors(exc, raw_defaults, ("benchmark_defaults",), marks, BenchmarkDefaultsSpec)
+            )
     raw_list = data.get("benchmarks")
     if raw_list is None:
         return []

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from pydantic import TypeAdapter
 
+from cnnbench.casefile.case_shape import case_output_shape
 from cnnbench.casefile.exact import is_generated
 from cnnbench.casefile.format import CaseSpec
 from cnnbench.casefile.load import load_paths
@@ -34,6 +35,7 @@ from cnnbench.numerics.build import as_called, build_module, to_dtype
 from cnnbench.numerics.fill import make_tensor
 from cnnbench.numerics.subject import case_inputs, fill_parameters
 from cnnbench.numerics.tolerance import DEFAULT_TOLERANCES, tolerance_for
+from cnnbench.ops.geometry import GeometryError
 
 __all__ = ["find_variant", "parse_variant_id", "repro_snippet", "stored_row"]
 
@@ -281,7 +283,28 @@ def _exception_expr(name: str) -> str:
     return name if isinstance(getattr(builtins, name, None), type) else f"torch.{name}"
 
 
+def _arithmetic_lines(spec: CaseSpec, lines: list[str]) -> None:
+    """The run's own check of a conv/pool call's output shape against the convolution arithmetic, so the script
+    and the run cannot disagree about it."""
+    if spec.layers is not None or spec.expect.layer_shapes is not None or not spec.inputs:
+        return
+    label = "output shape vs convolution arithmetic"
+    shapes = "[list(t.shape) for t in (out if isinstance(out, (tuple, list)) else [out])]"
+    try:
+        shape = case_output_shape(spec)
+    except GeometryError as exc:
+        message = f"{label}: the arithmetic rejects this geometry ({exc}), but the call returned"
+        lines.append(f"raise AssertionError({message!r} + f' {{{shapes}}}')")
+        return
+    if shape is not None:
+        lines += [
+            f"arithmetic = {list(shape)!r}  # cnnbench/ops/arithmetic.py's output shape for this call",
+            f"assert all(s == arithmetic for s in {shapes}), f'{label}: expected {{arithmetic}}, got {{{shapes}}}'",
+        ]
+
+
 def _expectations(spec: CaseSpec, lines: list[str]) -> None:
+    _arithmetic_lines(spec, lines)
     expect = spec.expect
     if expect.output is not None:
         if _tuple_output(spec):

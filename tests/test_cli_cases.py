@@ -148,3 +148,47 @@ def test_conv_transpose_output_size_run_and_repro_agree(
         ran = python(script.stdout, tmp_path)
         assert (ran.returncode == 0) is ok, ran.stdout + ran.stderr
         assert ("reproduces as expected" in ran.stdout) is ok
+
+
+def test_reference_arguments_it_does_not_model_exit_2_and_the_new_modes_pass(
+    write_case: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Issue 13 item 3: bicubic, area and antialias under reference: numpy used to error in every variant; now
+    they are modelled (and agree with torch), and an argument value the reference does not model exits 2."""
+    good = write_case(
+        """
+        defaults: {devices: [cpu], dtypes: [float64, float32]}
+        cases:
+          - id: resample
+            op: interpolate
+            inputs: {input: {randn: [2, 3, 9, 7], seed: 1}}
+            sweep:
+              args.mode: [bicubic, area, bilinear]
+              args.size: [[4, 3], [13, 16]]
+            expect: {reference: numpy}
+          - id: resample-aa
+            op: interpolate
+            args: {size: [4, 5], mode: bicubic, antialias: true, align_corners: false}
+            inputs: {input: {randn: [1, 2, 11, 9], seed: 2}}
+            expect: {reference: numpy}
+        """,
+        "good.yaml",
+    )
+    proc = cnnbench("run", str(good), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "14 passed" in proc.stdout
+    bad = write_case(
+        """
+        cases:
+          - id: aa-nearest
+            op: interpolate
+            args: {size: [2, 2], mode: nearest, antialias: true}
+            inputs: {input: {randn: [1, 1, 4, 4]}}
+            expect: {reference: numpy}
+        """,
+        "bad.yaml",
+    )
+    proc = cnnbench("run", str(bad), cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    out = proc.stdout + proc.stderr
+    assert "bad.yaml:6:" in out and "does not model antialias=True" in out

@@ -352,6 +352,9 @@ class CaseSpec(SpecModel):
                     f'{key}: {wanted}: there is no {what} for module "{module}"; modules with one: '
                     + ", ".join(sorted(modules))
                 )
+            _check_modelled(
+                f"{key}: {wanted}", op, module, info.data.get("args") or {}, info.data.get("mode")
+            )
         return value
 
     @field_validator("fill")
@@ -495,6 +498,33 @@ class CaseSpec(SpecModel):
         if self.layers is not None:
             return "Sequential"
         return self.op or self.module or "Sequential"
+
+
+def _check_modelled(what: str, op: str | None, module: str | None, args: dict[str, Any], mode: Any) -> None:
+    """Every argument (value) of the call the reference computes must be one it models (cnnbench/ops/modelled.py):
+    a module case is checked as the functional call it lowers to."""
+    from cnnbench.ops.lowering import lower_module
+    from cnnbench.ops.modelled import unmodelled
+
+    where = op or ""
+    if op is not None:
+        target, call = op, args
+    elif module is not None:
+        try:
+            lowered = lower_module(module, args, mode if mode in ("eval", "train") else "eval")
+        except (ValueError, TypeError):
+            return  # a module the constructor will refuse: PyTorch says why
+        target, call = lowered.op, lowered.args
+        where = f"{module} (as {target})"
+    else:
+        return
+    problems = unmodelled(target, call)
+    if problems:
+        raise ValueError(
+            f"{what}: the NumPy reference of {where} does not model "
+            + "; ".join(problems)
+            + ": leave the reference out (expect.output, shape, match) or use the arguments it models"
+        )
 
 
 def _output_tensors(output: Any) -> list[tuple[str, Any]]:

@@ -39,6 +39,7 @@ from cnnbench.ops.lowering import (
     reduction_length,
     spatial_dims,
 )
+from cnnbench.ops.modelled import NOT_PASSED
 from cnnbench.ops.precision import UNIT_ROUNDOFF
 from cnnbench.store.result import Result
 
@@ -61,7 +62,7 @@ _CACHE_SIZE = 32
 #: gradcheck compares full Jacobians up to this many input elements, and random projections (fast mode) above.
 _GRADCHECK_FULL_NUMEL = 2000
 #: Case args that change how torch returns a result but not what the reference computes.
-_NOT_REFERENCE_ARGS = frozenset({"dtype", "inplace"})
+_NOT_REFERENCE_ARGS = NOT_PASSED
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -137,7 +137,7 @@ def _aa_matrix(n_in: int, n_out: int, scale: float | None, align_corners: bool, 
         lo = max(int(center - support + 0.5), 0)
         size = min(max(min(int(center + support + 0.5), n_in) - lo, 0), max_taps)
         taps = np.arange(lo, lo + size)
-        w = _aa_filter(mode, (taps - center + 0.5) * invscale)
+        w = _aa_filter(mode, np.asarray((taps - center + 0.5) * invscale, dtype=np.float64))
         total = w.sum()
         matrix[i, taps] = w / total if total != 0 else w
     return matrix

@@ -27,7 +27,7 @@ def python(script: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_keyword_tensors_tuples_and_module_only_cases_pass(
+def test_keyword_tensors_tuples_module_only_cases_and_chains_pass(
     write_case: Callable[..., Path], tmp_path: Path
 ) -> None:
     path = write_case(
@@ -59,12 +59,20 @@ def test_keyword_tensors_tuples_and_module_only_cases_pass(
             module: BatchNorm2d
             args: {num_features: 2}
             expect: {state: {running_mean: [0, 0], running_var: [1, 1]}}
+          - id: pool-unpool
+            chain:
+              - {op: max_pool2d, args: {kernel_size: 2, return_indices: true}}
+              - {op: max_unpool2d, args: {kernel_size: 2}}
+            inputs: {input: [[[[1, 5, 2, 8], [7, 3, 6, 4], [9, 13, 15, 10], [14, 12, 11, 16]]]]}
+            expect:
+              layer_shapes: [[1, 1, 2, 2], [1, 1, 4, 4]]
+              output: [[[[0, 0, 0, 8], [7, 0, 0, 0], [0, 0, 0, 0], [14, 0, 0, 16]]]]
         """
     )
     proc = cnnbench("run", str(path), cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "8 passed" in proc.stdout
-    for variant in ("pool-tuples[cpu-float64]", "seed003-conv-repr[cpu-float32]"):
+    assert "10 passed" in proc.stdout
+    for variant in ("pool-tuples[cpu-float64]", "seed003-conv-repr[cpu-float32]", "pool-unpool[cpu-float32]"):
         script = cnnbench("repro", variant, str(path), cwd=tmp_path)
         assert script.returncode == 0, script.stderr
         ran = python(script.stdout, tmp_path)

@@ -12,8 +12,9 @@ __all__ = ["case_output_shape", "judge_output_shape"]
 
 
 def case_output_shape(spec: CaseSpec) -> tuple[int, ...] | None:
-    """call_output_shape for a validated case (its inputs' shapes, in the order written); None for layers."""
-    if spec.layers is not None:
+    """call_output_shape for a validated case (its inputs' shapes, in the order written); None for layers and
+    chains."""
+    if spec.layers is not None or spec.chain is not None:
         return None
     if spec.op not in SHAPE_OPS and spec.module not in SHAPE_MODULES:
         return None

@@ -52,6 +52,7 @@ __all__ = [
     "MAX_TRAIN_STEPS",
     "MODULE_ONLY_EXPECT",
     "CaseSpec",
+    "ChainStep",
     "DefaultsSpec",
     "ErrorSpec",
     "ExcludeSpec",
@@ -226,6 +227,14 @@ class LayerSpec(SpecModel):
     state: dict[str, TensorSpec] = Field(default_factory=dict)
 
 
+class ChainStep(SpecModel):
+    """One step of a ``chain:``: a functional op called with the previous step's outputs (a tuple spread as
+    positional arguments: max_pool2d's values and indices feed max_unpool2d), the first with the case's inputs."""
+
+    op: Annotated[str, name_in("op", CALLABLE_OPS)]
+    args: dict[str, ArgValue] = Field(default_factory=dict)
+
+
 class DefaultsSpec(SpecModel):
     """Keys merged into every case of the file; a case's own key wins, skip/xfail lists are concatenated."""
 
@@ -284,6 +293,10 @@ class CaseSpec(SpecModel):
     op: Annotated[str, name_in("op", CALLABLE_OPS)] | None = None
     module: Annotated[str, name_in("module", (*MODULES, "Sequential"))] | None = None
     layers: Annotated[list[LayerSpec], Field(min_length=1)] | None = None
+    chain: Annotated[
+        list[ChainStep] | None,
+        Field(min_length=1, description="functional ops in turn, each fed the previous one's outputs"),
+    ] = None
     args: Annotated[
         dict[str, ArgValue],
         Field(
@@ -343,6 +356,8 @@ class CaseSpec(SpecModel):
                 continue
             if info.data.get("layers") is not None or module == "Sequential":
                 raise ValueError(f"{key}: {wanted} needs an op or a module case, not layers")
+            if info.data.get("chain") is not None:
+                raise ValueError(f"{key}: {wanted} needs an op or a module case, not a chain")
             if op is not None and op not in ops:
                 raise ValueError(
                     f'{key}: {wanted}: there is no {what} for op "{op}"; ops with one: {", ".join(sorted(ops))}'
@@ -366,6 +381,8 @@ class CaseSpec(SpecModel):
         from cnnbench.casefile.exact import check_exact_fill
 
         data = info.data
+        if data.get("chain") is not None:
+            raise ValueError("fill: exact applies to an op, module or layers case, not a chain")
         check_exact_fill(
             data.get("op"),
             None if data.get("layers") is not None else data.get("module"),
@@ -402,7 +419,7 @@ class CaseSpec(SpecModel):
     @model_validator(mode="after")
     def _keyword_tensors(self) -> CaseSpec:
         """Tensors by keyword (args of an op, call_args of a module) and what they combine with."""
-        if self.op is None and tensor_args(self.args):
+        if self.op is None and self.chain is None and tensor_args(self.args):
             names = ", ".join(tensor_args(self.args))
             raise ValueError(
                 f"args: {names}: a module's constructor takes no tensors; set its parameters with state:"
@@ -441,21 +458,27 @@ class CaseSpec(SpecModel):
     def _one_callable(self) -> CaseSpec:
         if self.module == "Sequential" and self.layers is None:
             raise ValueError("module: Sequential needs its layers: list")
-        given = [k for k in ("op", "module", "layers") if getattr(self, k) is not None]
+        given = [k for k in ("op", "module", "layers", "chain") if getattr(self, k) is not None]
         if given == ["module", "layers"] and self.module == "Sequential":
             given = ["layers"]
         if len(given) != 1:
             found = ", ".join(given) if given else "none"
-            raise ValueError(f"a case needs exactly one of op, module, layers (found: {found})")
-        if self.expect.repr is not None and self.op is not None:
+            raise ValueError(f"a case needs exactly one of op, module, layers, chain (found: {found})")
+        if self.expect.repr is not None and (self.op is not None or self.chain is not None):
             raise ValueError("expect.repr needs a module or layers, not a functional op")
-        if self.expect.layer_shapes is not None and self.layers is None:
-            raise ValueError("expect.layer_shapes needs layers:")
+        steps = self.layers if self.layers is not None else self.chain
+        if self.expect.layer_shapes is not None and steps is None:
+            raise ValueError("expect.layer_shapes needs layers: or chain:")
         shapes = self.expect.layer_shapes
-        if shapes is not None and self.layers is not None and len(shapes) != len(self.layers):
-            raise ValueError(f"expect.layer_shapes has {len(shapes)} shapes for {len(self.layers)} layers")
-        if self.op is not None and self.state:
+        if shapes is not None and steps is not None and len(shapes) != len(steps):
+            what = "layers" if self.layers is not None else "chain steps"
+            raise ValueError(f"expect.layer_shapes has {len(shapes)} shapes for {len(steps)} {what}")
+        if (self.op is not None or self.chain is not None) and self.state:
             raise ValueError("state: applies to module/layers cases; pass an op's tensors in inputs:")
+        if self.chain is not None and (self.args or self.fill or self.train or self.expect.state_shapes):
+            raise ValueError(
+                "a chain's arguments go in each step's args:; fill, train and expect.state_shapes do not apply"
+            )
         if not self.inputs:
             self._module_only()
         if len(set(self.devices)) != len(self.devices) or len(set(self.dtypes)) != len(self.dtypes):
@@ -464,8 +487,8 @@ class CaseSpec(SpecModel):
 
     def _module_only(self) -> None:
         """A case without inputs builds its module and never calls it: only what a built module shows applies."""
-        if self.op is not None:
-            raise ValueError("inputs: is empty; an op case needs at least one input tensor")
+        if self.op is not None or self.chain is not None:
+            raise ValueError("inputs: is empty; an op or chain case needs at least one input tensor")
         called = [k for k, v in self.expect if v is not None and k not in MODULE_ONLY_EXPECT]
         extra = [k for k in ("train", "memory_formats") if getattr(self, k) is not None]
         extra += ["call_args"] if self.call_args else []
@@ -497,6 +520,8 @@ class CaseSpec(SpecModel):
         """The name of what is called: the op, the module, or Sequential."""
         if self.layers is not None:
             return "Sequential"
+        if self.chain is not None:
+            return ">".join(step.op for step in self.chain)
         return self.op or self.module or "Sequential"
 
 
@@ -544,6 +569,8 @@ def case_tensors(spec: CaseSpec) -> list[tuple[str, tuple[int, ...]]]:
     named += [(f"state.{k}", v) for k, v in spec.state.items()]
     for i, layer in enumerate(spec.layers or []):
         named += [(f"layers[{i}].state.{k}", v) for k, v in layer.state.items()]
+    for i, step in enumerate(spec.chain or []):
+        named += [(f"chain[{i}].args.{k}", v) for k, v in tensor_args(step.args).items()]
     named += [(f"expect.state.{k}", v) for k, v in (spec.expect.state or {}).items()]
     if spec.train is not None:
         named.append(("train.target", spec.train.target))

@@ -3,6 +3,7 @@ case describes."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -10,13 +11,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnbench.casefile.format import LayerSpec
+from cnnbench.casefile.format import ChainStep, LayerSpec
 from cnnbench.casefile.tensors import is_tensor_spec, tensor_args
 from cnnbench.casefile.vocabulary import DTYPES, EXCEPTION_TYPES, FUNCTIONAL_OPS, MODULES, TORCH_OPS
 from cnnbench.errors import CnnbenchError
 from cnnbench.numerics.fill import make_tensor, torch_dtype
 
 __all__ = [
+    "Chain",
     "as_called",
     "build_layers",
     "build_module",
@@ -129,3 +131,30 @@ def build_module(name: str, args: Mapping[str, Any]) -> nn.Module:
 def build_layers(layers: list[LayerSpec]) -> nn.Sequential:
     """An nn.Sequential of the layers, constructed in float32 on the CPU."""
     return nn.Sequential(*(build_module(layer.module, layer.args) for layer in layers))
+
+
+class Chain:
+    """A ``chain:`` as one callable: each step's op called with the previous step's outputs (a tuple spread as
+    positional arguments), the first with the case's inputs; returns the last step's result."""
+
+    def __init__(self, steps: list[ChainStep], dtype: str, device: str) -> None:
+        self.steps: list[Callable[..., Any]] = [
+            functools.partial(
+                resolve_op(step.op), **convert_args(step.args), **tensor_kwargs(step.args, dtype, device)
+            )
+            for step in steps
+        ]
+        self.names = [step.op for step in steps]
+
+    def trace(self, *inputs: Any) -> list[Any]:
+        """Every step's result, in order."""
+        results: list[Any] = []
+        operands: tuple[Any, ...] = inputs
+        for step in self.steps:
+            out = step(*operands)
+            results.append(out)
+            operands = tuple(out) if isinstance(out, tuple | list) else (out,)
+        return results
+
+    def __call__(self, *inputs: Any) -> Any:
+        return self.trace(*inputs)[-1]

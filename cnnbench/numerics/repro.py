@@ -264,9 +264,8 @@ def _pinned_arg(pinned: str | None) -> str:
 
 def _tuple_output(spec: CaseSpec) -> bool:
     """Whether the call returns several tensors (judged as the runner does at run time, from the case)."""
-    if spec.args.get("return_indices") or any(
-        layer.args.get("return_indices") for layer in spec.layers or []
-    ):
+    last = spec.chain[-1].args if spec.chain else spec.args
+    if last.get("return_indices") or any(layer.args.get("return_indices") for layer in spec.layers or []):
         return True
     raw = spec.expect.output
     if isinstance(raw, list) and any(item is None or isinstance(item, dict) for item in raw):
@@ -407,7 +406,24 @@ def _input_lines(variant: Variant) -> list[str]:
 def _call_lines(variant: Variant, lines: list[str]) -> None:
     spec = variant.case.spec
     lines += ["", "# The call."]
-    if spec.op is not None:
+    if spec.chain is not None:
+        lines.append("steps = [  # the chain: each step is fed the previous step's outputs (a tuple spread)")
+        for step in spec.chain:
+            namespace = "F" if step.op in FUNCTIONAL_OPS else "torch"
+            args = _args(step.args)
+            lines.append(f"    lambda *t: {namespace}.{step.op}(*t{', ' + args if args else ''}),")
+        lines += [
+            "]",
+            "",
+            "",
+            "def fn(*tensors):",
+            "    out = tensors",
+            "    for step in steps:",
+            "        out = step(*(out if isinstance(out, (tuple, list)) else (out,)))",
+            "    return out",
+            "",
+        ]
+    elif spec.op is not None:
         namespace = "F" if spec.op in FUNCTIONAL_OPS else "torch"
         args = _args(spec.args)
         lines += [
@@ -447,7 +463,15 @@ def _outcome_lines(spec: CaseSpec, lines: list[str], build: list[str]) -> None:
         _expectations(spec, lines)
         return
     lines.append("with torch.no_grad():")
-    if expect.layer_shapes is not None:
+    if expect.layer_shapes is not None and spec.chain is not None:
+        lines += [
+            "    out = tuple(inputs.values())",
+            f"    for i, (step, shape) in enumerate(zip(steps, {_py(expect.layer_shapes)})):",
+            "        out = step(*(out if isinstance(out, (tuple, list)) else (out,)))",
+            "        first = out[0] if isinstance(out, (tuple, list)) else out",
+            "        assert list(first.shape) == shape, f'step {i}: shape {list(first.shape)}'",
+        ]
+    elif expect.layer_shapes is not None:
         lines += [
             "    tensors = list(inputs.values())",
             "    out = tensors[0]",

@@ -21,6 +21,7 @@ from cnnbench.casefile.variants import BenchVariant, Variant
 from cnnbench.environment import device_available
 from cnnbench.errors import CnnbenchError, first_line
 from cnnbench.numerics.build import (
+    Chain,
     build_layers,
     build_module,
     convert_args,
@@ -72,9 +73,12 @@ class _Call:
     def __init__(self, spec: CaseSpec, device: str, dtype: str) -> None:
         self.module: nn.Module | None = None
         args = convert_args(spec.args)
+        if spec.chain is not None:
+            self.fn: Callable[..., Any] = Chain(spec.chain, dtype, device)
+            return
         if spec.op is not None:
             keywords = tensor_kwargs(spec.args, dtype, device)
-            self.fn: Callable[..., Any] = functools.partial(resolve_op(spec.op), **args, **keywords)
+            self.fn = functools.partial(resolve_op(spec.op), **args, **keywords)
             return
         torch.manual_seed(spec.seed)
         if spec.layers is not None:
@@ -213,6 +217,14 @@ def _execute(variant: Variant, result: Result | None = None) -> list[Check]:
     with torch.no_grad():
         if not inputs:  # a module-only case (repr, state_shapes, state): built, never called
             out: Any = None
+        elif expect.layer_shapes is not None and isinstance(call.fn, Chain):
+            results = call.fn.trace(*inputs)
+            for i, (name, step_out, shape) in enumerate(
+                zip(call.fn.names, results, expect.layer_shapes, strict=True)
+            ):
+                got = _shapes(step_out)
+                checks.append(check_shape(f"step {i} ({name}) output", got[0] if got else [], shape))
+            out = results[-1]
         elif expect.layer_shapes is not None:
             assert isinstance(call.module, nn.Sequential)
             out = inputs[0]

@@ -131,4 +131,59 @@ def test_expectations_of_the_call_still_need_an_input(expect: str, named: str) -
 
 def test_an_op_case_still_needs_an_input() -> None:
     (error,) = errors_of("cases:\n  - id: r\n    op: relu\n    expect: {shape: [1]}\n")
-    assert "an op case needs at least one input tensor" in error
+    assert "an op or chain case needs at least one input tensor" in error
+
+
+CHAIN = """\
+cases:
+  - id: pool-unpool
+    chain:
+      - {op: max_pool2d, args: {kernel_size: 2, return_indices: true}}
+      - {op: max_unpool2d, args: {kernel_size: 2}}
+    inputs: {input: {randn: [1, 1, 4, 4]}}
+    expect:
+      shape: [1, 1, 4, 4]
+"""
+
+
+def test_a_chain_loads_and_names_its_steps() -> None:
+    (case,) = load_text(CHAIN, "f.yaml").cases
+    assert case.spec.chain is not None and [s.op for s in case.spec.chain] == ["max_pool2d", "max_unpool2d"]
+    assert case.spec.target == "max_pool2d>max_unpool2d"
+
+
+def test_a_chain_sweeps_by_step() -> None:
+    text = CHAIN.replace("    expect:", "    sweep: {chain.0.args.kernel_size: [2, 4]}\n    expect:")
+    cases = load_text(
+        text.replace("kernel_size: 2}}\n    inputs", "kernel_size: 2}}\n    inputs"), "f.yaml"
+    ).cases
+    assert [c.spec.chain[0].args["kernel_size"] for c in cases if c.spec.chain] == [2, 4]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            ("      shape: [1, 1, 4, 4]", "      reference: numpy"),
+            "needs an op or a module case, not a chain",
+        ),
+        (
+            ("    inputs:", "    args: {kernel_size: 2}\n    inputs:"),
+            "a chain's arguments go in each step's args:",
+        ),
+        (("      shape: [1, 1, 4, 4]", "      layer_shapes: [[1]]"), "1 shapes for 2 chain steps"),
+        (("      shape: [1, 1, 4, 4]", "      repr: x"), "expect.repr needs a module or layers"),
+        (
+            ("    inputs: {input: {randn: [1, 1, 4, 4]}}\n", ""),
+            "an op or chain case needs at least one input",
+        ),
+        (
+            ("    chain:", "    op: relu\n    chain:"),
+            "exactly one of op, module, layers, chain (found: op, chain)",
+        ),
+        (("{op: max_unpool2d,", "{op: max_unpool2dd,"), 'unknown op "max_unpool2dd"'),
+    ],
+)
+def test_a_chain_refuses_what_does_not_apply(change: tuple[str, str], message: str) -> None:
+    errors = errors_of(CHAIN.replace(*change))
+    assert any(message in e for e in errors), errors

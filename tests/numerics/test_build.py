@@ -128,3 +128,45 @@ def test_batch_norm_statistics_by_keyword_agree_with_the_reference() -> None:
     (variant,) = [v for v in expand([case]) if v.device == "cpu"]
     op, args, _ = _reference_call(case.spec, _subject(variant, "cpu", "float64", "contiguous"))
     assert op == "batch_norm" and args["running_var"].tolist() == [4.0, 1.0, 0.25]
+
+
+POOL_UNPOOL = """
+  - id: pool-unpool
+    chain:
+      - {op: max_pool2d, args: {kernel_size: 2, return_indices: true}}
+      - {op: max_unpool2d, args: {kernel_size: 2}}
+    inputs: {input: [[[[1, 5, 2, 8], [7, 3, 6, 4], [9, 13, 15, 10], [14, 12, 11, 16]]]]}
+    expect:
+      layer_shapes: [[1, 1, 2, 2], [1, 1, 4, 4]]
+      output: [[[[0, 0, 0, 8], [7, 0, 0, 0], [0, 0, 0, 0], [14, 0, 0, WRONG]]]]
+"""
+
+
+def test_a_chain_feeds_the_indices_of_a_pool_to_unpool() -> None:
+    assert run_body(POOL_UNPOOL.replace("WRONG", "16"), "[float64, float32]") == [
+        ("passed", ""),
+        ("passed", ""),
+    ]
+    ((status, message),) = run_body(POOL_UNPOOL.replace("WRONG", "15"))
+    assert status == "failed" and "expected 15, got 16" in message
+    ((status, message),) = run_body(
+        POOL_UNPOOL.replace("WRONG", "16").replace("[1, 1, 2, 2]", "[1, 1, 3, 3]")
+    )
+    assert status == "failed" and "step 0 (max_pool2d) output" in message
+
+
+def test_chain_trace_spreads_tuples() -> None:
+    from cnnbench.casefile.format import ChainStep
+    from cnnbench.numerics.build import Chain
+
+    chain = Chain(
+        [
+            ChainStep(op="max_pool1d", args={"kernel_size": 2, "return_indices": True}),
+            ChainStep(op="max_unpool1d", args={"kernel_size": 2}),
+        ],
+        "float32",
+        "cpu",
+    )
+    values, unpooled = chain.trace(torch.tensor([[[1.0, 3.0, 2.0, 0.0]]]))
+    assert isinstance(values, tuple) and values[1].tolist() == [[[1, 2]]]
+    assert unpooled.tolist() == [[[0.0, 3.0, 2.0, 0.0]]]

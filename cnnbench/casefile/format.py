@@ -14,14 +14,13 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
-    TypeAdapter,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from cnnbench.casefile.budget import BYTES_PER_ELEMENT, format_bytes
+from cnnbench.casefile.calls import ArgValue, ChainStep, check_modelled, expected_item
 from cnnbench.casefile.fields import (
     CALLABLE_OPS,
     RAISE_BUDGET,
@@ -96,32 +95,6 @@ class ErrorSpec(SpecModel):
     match: Annotated[str, AfterValidator(check_regex)] | None = None
 
 
-_TENSOR_ADAPTER: TypeAdapter[Any] = TypeAdapter(TensorSpec)
-
-
-def _expected_item(item: Any, info: ValidationInfo, where: str) -> Any:
-    if item is None:
-        return None
-    if isinstance(item, dict):
-        try:
-            return _TENSOR_ADAPTER.validate_python(item, context=info.context)
-        except ValidationError as exc:
-            err = exc.errors(include_url=False)[0]
-            # The first part of the location is the union tag ("randn", "file", ...), not a key.
-            keys = [str(p) for p in err["loc"][1:]]
-            at = ".".join(p for p in (where, *keys) if p)
-            if err["type"] == "extra_forbidden":
-                message = f'unknown key "{keys[-1]}"'
-            else:
-                message = str(err["msg"]).removeprefix("Value error, ")
-            raise ValueError(f"{at}: {message}" if at else message) from None
-    try:
-        literal_shape(item)
-    except ValueError as exc:
-        raise ValueError(f"{where}: {exc}" if where else str(exc)) from None
-    return item
-
-
 def _expected_output(value: Any, info: ValidationInfo) -> Any:
     """An expected output is one tensor literal, a tensor mapping, or a list of those (tuple outputs).
 
@@ -134,22 +107,10 @@ def _expected_output(value: Any, info: ValidationInfo) -> Any:
         return value
     except ValueError as first:
         if isinstance(value, dict):
-            return _expected_item(value, info, "")
+            return expected_item(value, info, "")
         if isinstance(value, list) and value and all(isinstance(v, list | dict) or v is None for v in value):
-            return [_expected_item(v, info, f"output[{i}]") for i, v in enumerate(value)]
+            return [expected_item(v, info, f"output[{i}]") for i, v in enumerate(value)]
         raise first
-
-
-def _argument(value: Any, info: ValidationInfo) -> Any:
-    """An argument value: a mapping is a tensor passed by keyword (``weight: {randn: [4]}``), validated as one
-    (no torch call takes a mapping); anything else is passed as written (lists become tuples when called)."""
-    if isinstance(value, dict):
-        return _expected_item(value, info, "")
-    return value
-
-
-ArgValue = Annotated[Any, AfterValidator(_argument)]
-"""One keyword argument of a call: a value as written, or a tensor in one of its mapping forms."""
 
 
 class ExpectSpec(SpecModel):
@@ -225,14 +186,6 @@ class LayerSpec(SpecModel):
     module: Annotated[str, name_in("module", MODULES)]
     args: dict[str, Any] = Field(default_factory=dict)
     state: dict[str, TensorSpec] = Field(default_factory=dict)
-
-
-class ChainStep(SpecModel):
-    """One step of a ``chain:``: a functional op called with the previous step's outputs (a tuple spread as
-    positional arguments: max_pool2d's values and indices feed max_unpool2d), the first with the case's inputs."""
-
-    op: Annotated[str, name_in("op", CALLABLE_OPS)]
-    args: dict[str, ArgValue] = Field(default_factory=dict)
 
 
 class DefaultsSpec(SpecModel):
@@ -367,9 +320,7 @@ class CaseSpec(SpecModel):
                     f'{key}: {wanted}: there is no {what} for module "{module}"; modules with one: '
                     + ", ".join(sorted(modules))
                 )
-            _check_modelled(
-                f"{key}: {wanted}", op, module, info.data.get("args") or {}, info.data.get("mode")
-            )
+            check_modelled(f"{key}: {wanted}", op, module, info.data.get("args") or {}, info.data.get("mode"))
         return value
 
     @field_validator("fill")
@@ -523,33 +474,6 @@ class CaseSpec(SpecModel):
         if self.chain is not None:
             return ">".join(step.op for step in self.chain)
         return self.op or self.module or "Sequential"
-
-
-def _check_modelled(what: str, op: str | None, module: str | None, args: dict[str, Any], mode: Any) -> None:
-    """Every argument (value) of the call the reference computes must be one it models (cnnbench/ops/modelled.py):
-    a module case is checked as the functional call it lowers to."""
-    from cnnbench.ops.lowering import lower_module
-    from cnnbench.ops.modelled import unmodelled
-
-    where = op or ""
-    if op is not None:
-        target, call = op, args
-    elif module is not None:
-        try:
-            lowered = lower_module(module, args, mode if mode in ("eval", "train") else "eval")
-        except (ValueError, TypeError):
-            return  # a module the constructor will refuse: PyTorch says why
-        target, call = lowered.op, lowered.args
-        where = f"{module} (as {target})"
-    else:
-        return
-    problems = unmodelled(target, call)
-    if problems:
-        raise ValueError(
-            f"{what}: the NumPy reference of {where} does not model "
-            + "; ".join(problems)
-            + ": leave the reference out (expect.output, shape, match) or use the arguments it models"
-        )
 
 
 def _output_tensors(output: Any) -> list[tuple[str, Any]]:

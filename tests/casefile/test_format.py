@@ -187,3 +187,12 @@ def test_a_chain_sweeps_by_step() -> None:
 def test_a_chain_refuses_what_does_not_apply(change: tuple[str, str], message: str) -> None:
     errors = errors_of(CHAIN.replace(*change))
     assert any(message in e for e in errors), errors
+
+
+def test_the_json_schema_states_keyword_tensors_call_args_and_chains() -> None:
+    from cnnbench.casefile.schema import json_schema
+
+    case = json_schema()["$defs"]["CaseSpec"]["properties"]  # type: ignore[index]
+    assert {"call_args", "chain"} <= set(case)
+    assert "tensor passed by keyword" in str(case["args"]) and "randn" in str(case["args"])
+    assert "ChainStep" in str(case["chain"])

@@ -21,10 +21,48 @@ def cnnbench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def python(script: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", script], check=False, cwd=cwd, capture_output=True, text=True, timeout=300
+#: Runs each script file named on the command line in a fresh namespace, one torch import for all of them.
+_DRIVER = """
+import contextlib, io, runpy, sys, traceback
+for path in sys.argv[1:]:
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            runpy.run_path(path, run_name="__main__")
+        status = "OK"
+    except BaseException:
+        status = "RAISED " + traceback.format_exc().strip().splitlines()[-1]
+    print(f"@@ {status} {out.getvalue().strip()!r}")
+"""
+
+
+def run_scripts(scripts: list[str], cwd: Path) -> list[tuple[bool, str]]:
+    """Run repro scripts (plain torch) in one interpreter: (ran without raising, what it printed or raised)."""
+    paths = []
+    for i, script in enumerate(scripts):
+        paths.append(cwd / f"repro_{i}.py")
+        paths[-1].write_text(script, encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-c", _DRIVER, *map(str, paths)],
+        check=False,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
+    lines = [line.removeprefix("@@ ") for line in proc.stdout.splitlines() if line.startswith("@@ ")]
+    assert len(lines) == len(scripts), proc.stdout + proc.stderr
+    return [(line.startswith("OK"), line) for line in lines]
+
+
+def repro_scripts(path: Path, variants: list[str], cwd: Path) -> list[str]:
+    """The repro scripts of variants: the first through `cnnbench repro` (the CLI end to end), the rest in-process
+    (the same function the command prints)."""
+    from cnnbench.numerics.repro import find_variant, repro_snippet
+
+    first = cnnbench("repro", variants[0], str(path), cwd=cwd)
+    assert first.returncode == 0, first.stderr
+    return [first.stdout] + [repro_snippet(find_variant(v, [str(path)])) for v in variants[1:]]
 
 
 def test_keyword_tensors_tuples_module_only_cases_and_chains_pass(
@@ -72,11 +110,9 @@ def test_keyword_tensors_tuples_module_only_cases_and_chains_pass(
     proc = cnnbench("run", str(path), cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "10 passed" in proc.stdout
-    for variant in ("pool-tuples[cpu-float64]", "seed003-conv-repr[cpu-float32]", "pool-unpool[cpu-float32]"):
-        script = cnnbench("repro", variant, str(path), cwd=tmp_path)
-        assert script.returncode == 0, script.stderr
-        ran = python(script.stdout, tmp_path)
-        assert ran.returncode == 0 and "reproduces as expected" in ran.stdout, ran.stderr
+    variants = ["pool-tuples[cpu-float64]", "seed003-conv-repr[cpu-float32]", "pool-unpool[cpu-float32]"]
+    for ok, shown in run_scripts(repro_scripts(path, variants, tmp_path), tmp_path):
+        assert ok and "reproduces as expected" in shown, shown
 
 
 def test_a_bad_keyword_tensor_exits_2_at_its_line(write_case: Callable[..., Path], tmp_path: Path) -> None:
@@ -149,13 +185,11 @@ def test_conv_transpose_output_size_run_and_repro_agree(
     )
     run = cnnbench("run", str(path), cwd=tmp_path)
     assert run.returncode == 1 and "1 passed, 1 failed" in run.stdout, run.stdout + run.stderr
-    for variant, ok in (("convt-6x6[cpu-float32]", True), ("convt-wrong[cpu-float32]", False)):
-        script = cnnbench("repro", variant, str(path), cwd=tmp_path)
-        assert script.returncode == 0, script.stderr
-        assert "arithmetic = [1, 1, 6, 6]" in script.stdout
-        ran = python(script.stdout, tmp_path)
-        assert (ran.returncode == 0) is ok, ran.stdout + ran.stderr
-        assert ("reproduces as expected" in ran.stdout) is ok
+    scripts = repro_scripts(path, ["convt-6x6[cpu-float32]", "convt-wrong[cpu-float32]"], tmp_path)
+    assert all("arithmetic = [1, 1, 6, 6]" in script for script in scripts)
+    (good, good_shown), (bad, bad_shown) = run_scripts(scripts, tmp_path)
+    assert good and "reproduces as expected" in good_shown, good_shown
+    assert not bad and "reproduces as expected" not in bad_shown and "output shape" in bad_shown, bad_shown
 
 
 def test_reference_arguments_it_does_not_model_exit_2_and_the_new_modes_pass(

@@ -18,8 +18,10 @@ from torch import nn
 from torch.autograd.gradcheck import GradcheckError
 
 from cnnbench.casefile.format import CaseSpec
+from cnnbench.casefile.tensors import tensor_args
 from cnnbench.casefile.variants import Variant
 from cnnbench.numerics.checks import Check, check_close
+from cnnbench.numerics.fill import make_tensor
 from cnnbench.numerics.subject import (
     Builder,
     Subject,
@@ -37,6 +39,7 @@ from cnnbench.ops.lowering import (
     reduction_length,
     spatial_dims,
 )
+from cnnbench.ops.modelled import NOT_PASSED
 from cnnbench.ops.precision import UNIT_ROUNDOFF
 from cnnbench.store.result import Result
 
@@ -59,7 +62,7 @@ _CACHE_SIZE = 32
 #: gradcheck compares full Jacobians up to this many input elements, and random projections (fast mode) above.
 _GRADCHECK_FULL_NUMEL = 2000
 #: Case args that change how torch returns a result but not what the reference computes.
-_NOT_REFERENCE_ARGS = frozenset({"dtype", "inplace"})
+_NOT_REFERENCE_ARGS = NOT_PASSED
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -98,6 +101,8 @@ def _reference_call(
     (module parameters the op takes by keyword, e.g. layer_norm's weight and bias)."""
     if spec.op is not None:
         args = {k: v for k, v in spec.args.items() if k not in _NOT_REFERENCE_ARGS}
+        # Tensors passed by keyword (weight=, bias=, running_mean=): float64 arrays, as the positional ones.
+        args |= {k: make_tensor(v, "float64").numpy() for k, v in tensor_args(args).items()}
         return spec.op, args, list(subject.inputs), ()
     assert spec.module is not None and subject.module is not None
     lowered = lower_module(spec.module, spec.args, spec.mode)
@@ -130,7 +135,12 @@ def _numpy(t: torch.Tensor | None) -> np.ndarray | None:
 
 def _digest(op: str, args: dict[str, Any], arrays: Sequence[np.ndarray | None]) -> str:
     """A key for one call's values: the op, its args and every tensor's shape and bytes."""
-    h = hashlib.sha256(f"{op}{sorted(args.items())!r}".encode())
+    plain = {k: v for k, v in args.items() if not isinstance(v, np.ndarray)}
+    h = hashlib.sha256(f"{op}{sorted(plain.items())!r}".encode())
+    for name, value in sorted(
+        ((k, v) for k, v in args.items() if isinstance(v, np.ndarray)), key=lambda kv: kv[0]
+    ):
+        h.update(name.encode() + f"{value.shape}".encode() + np.ascontiguousarray(value).tobytes())
     for a in arrays:
         h.update(b"none" if a is None else f"{a.shape}".encode() + np.ascontiguousarray(a).tobytes())
     return h.hexdigest()

@@ -21,12 +21,14 @@ from cnnbench.casefile.variants import BenchVariant, Variant
 from cnnbench.environment import device_available
 from cnnbench.errors import CnnbenchError, first_line
 from cnnbench.numerics.build import (
+    Chain,
     build_layers,
     build_module,
     convert_args,
     exception_type,
     load_state,
     resolve_op,
+    tensor_kwargs,
     to_dtype,
 )
 from cnnbench.numerics.checks import Check, check_close, check_shape
@@ -71,8 +73,12 @@ class _Call:
     def __init__(self, spec: CaseSpec, device: str, dtype: str) -> None:
         self.module: nn.Module | None = None
         args = convert_args(spec.args)
+        if spec.chain is not None:
+            self.fn: Callable[..., Any] = Chain(spec.chain, dtype, device)
+            return
         if spec.op is not None:
-            self.fn: Callable[..., Any] = functools.partial(resolve_op(spec.op), **args)
+            keywords = tensor_kwargs(spec.args, dtype, device)
+            self.fn = functools.partial(resolve_op(spec.op), **args, **keywords)
             return
         torch.manual_seed(spec.seed)
         if spec.layers is not None:
@@ -88,6 +94,9 @@ class _Call:
         module.train(spec.mode == "train")
         self.module = module
         self.fn = module
+        if spec.call_args:
+            call = convert_args(spec.call_args) | tensor_kwargs(spec.call_args, dtype, device)
+            self.fn = functools.partial(module, **call)
 
 
 def _subject(variant: Variant, device: str, dtype: str, memory_format: str) -> Subject:
@@ -107,6 +116,8 @@ def _check_error(build: Callable[[], Subject], expect: ExpectSpec) -> Check:
     want = expect.error.type + (f" matching {pattern!r}" if pattern else "")
     try:
         call = build()
+        if not call.inputs:  # a module-only case: the constructor is the whole call
+            return Check(False, f"expected {want}, but building the module succeeded (the case has no input)")
         call.fn(*call.inputs)
     except Exception as exc:
         got = f"{type(exc).__name__}: {first_line(exc)}"
@@ -204,9 +215,19 @@ def _execute(variant: Variant, result: Result | None = None) -> list[Check]:
     if spec.train is not None:
         train(call, spec, dtype, device, result)
     with torch.no_grad():
-        if expect.layer_shapes is not None:
+        if not inputs:  # a module-only case (repr, state_shapes, state): built, never called
+            out: Any = None
+        elif expect.layer_shapes is not None and isinstance(call.fn, Chain):
+            results = call.fn.trace(*inputs)
+            for i, (name, step_out, shape) in enumerate(
+                zip(call.fn.names, results, expect.layer_shapes, strict=True)
+            ):
+                got = _shapes(step_out)
+                checks.append(check_shape(f"step {i} ({name}) output", got[0] if got else [], shape))
+            out = results[-1]
+        elif expect.layer_shapes is not None:
             assert isinstance(call.module, nn.Sequential)
-            out: Any = inputs[0]
+            out = inputs[0]
             for i, (layer, shape) in enumerate(zip(call.module, expect.layer_shapes, strict=True)):
                 out = layer(out, *inputs[1:]) if i == 0 else layer(out)
                 checks.append(
@@ -216,7 +237,7 @@ def _execute(variant: Variant, result: Result | None = None) -> list[Check]:
             out = call.fn(*inputs)
     if result is not None:
         result.output_digest = output_digest(out)
-    if expect.layer_shapes is None:
+    if expect.layer_shapes is None and out is not None:
         checks.extend(_check_arithmetic_shape(spec, out))
     if expect.output is not None:
         checks.extend(_check_output(out, expect.output, spec))

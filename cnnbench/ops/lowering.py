@@ -378,13 +378,33 @@ def reduction_length(op: str, args: Mapping[str, Any], shapes: Sequence[tuple[in
         return input_shape[-1]
     if traits(op).family == "loss" and input_shape is not None and args.get("reduction", "mean") != "none":
         return max(1, math.prod(input_shape))
-    if (
-        op == "interpolate"
-        and input_shape is not None
-        and args.get("mode") in ("linear", "bilinear", "trilinear")
-    ):
-        return int(2 ** (len(input_shape) - 2))
+    if op == "interpolate" and input_shape is not None:
+        return _resample_length(args, input_shape)
     return 1
+
+
+def _resample_length(args: Mapping[str, Any], input_shape: tuple[int, ...]) -> int:
+    """Taps per output of interpolate: 2 per spatial dim (linear), 4 (bicubic); antialiased downsampling widens
+    each by the scale; area averages an adaptive window (the longest)."""
+    spatial = input_shape[2:]
+    mode = args.get("mode", "nearest")
+    taps = {"linear": 2, "bilinear": 2, "trilinear": 2, "bicubic": 4}.get(mode)
+    size, scale = args.get("size"), args.get("scale_factor")
+    outs: list[int] = []
+    for i, n in enumerate(spatial):
+        if size is not None:
+            outs.append(int(size[i] if isinstance(size, list | tuple) else size))
+        elif scale is not None:
+            outs.append(max(1, int(n * float(scale[i] if isinstance(scale, list | tuple) else scale))))
+        else:
+            outs.append(n)
+    if mode == "area":
+        return math.prod(_adaptive_window(n, o) for n, o in zip(spatial, outs, strict=True))
+    if taps is None:
+        return 1
+    if args.get("antialias"):
+        return math.prod(taps * max(1, math.ceil(n / o)) for n, o in zip(spatial, outs, strict=True))
+    return int(taps ** len(spatial))
 
 
 def _norm_length(op: str, args: Mapping[str, Any], shape: tuple[int, ...]) -> int | None:

@@ -126,7 +126,7 @@ def test_batch_norm_statistics_by_keyword_agree_with_the_reference() -> None:
     from cnnbench.numerics.runner import _subject
 
     (variant,) = [v for v in expand([case]) if v.device == "cpu"]
-    op, args, _ = _reference_call(case.spec, _subject(variant, "cpu", "float64", "contiguous"))
+    op, args, _, _ = _reference_call(case.spec, _subject(variant, "cpu", "float64", "contiguous"))
     assert op == "batch_norm" and args["running_var"].tolist() == [4.0, 1.0, 0.25]
 
 

@@ -22,7 +22,7 @@ from cnnbench.store.run import Run
 __all__ = ["print_comparison", "print_console"]
 
 #: The benchmark columns a terminal has room for; the flags share one more column. The files show them all.
-_BENCH_SHOWN = ("median ms", "IQR ms", "GFLOP/s", "% of peak")
+_BENCH_SHOWN = ("median ms", "IQR ms", "GFLOP/s", "GB/s", "bound", "% of bound")
 
 
 def _status_table(run: Run) -> Table | None:

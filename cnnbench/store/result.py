@@ -109,7 +109,11 @@ def _migrate_2_to_3(row: dict[str, Any]) -> None:
 
 
 #: version N -> the function that turns a row of version N into one of version N + 1, in place.
-_MIGRATIONS: dict[int, Callable[[dict[str, Any]], None]] = {0: _migrate_0_to_1, 1: _migrate_1_to_2, 2: _migrate_2_to_3}
+_MIGRATIONS: dict[int, Callable[[dict[str, Any]], None]] = {
+    0: _migrate_0_to_1,
+    1: _migrate_1_to_2,
+    2: _migrate_2_to_3,
+}
 
 
 def migrate(row: dict[str, Any], version: int) -> dict[str, Any]:

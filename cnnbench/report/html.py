@@ -209,8 +209,11 @@ def roofline_plot(results: list[Result], meta: dict[str, Any] | None = None) -> 
     dtypes = dtype_order(df["dtype"])
     colours = {d: f"C{i}" for i, d in enumerate(dtypes)}
     markers = {d: m for d, m in zip(sorted(set(df["device"])), "os^Dv", strict=False)}
-    flop_rows = df[pd.to_numeric(df["gflops"], errors="coerce") > 0]
-    byte_rows = df[~(pd.to_numeric(df["gflops"], errors="coerce") > 0)]
+    has_flops = pd.to_numeric(df["gflops"], errors="coerce") > 0
+    flop_rows = df[has_flops & (pd.to_numeric(df["intensity"], errors="coerce") > 0)]
+    byte_rows = df[~has_flops]
+    if flop_rows.empty and byte_rows.empty:
+        return None
     fig = _figure(9.5 if not byte_rows.empty else 7.5, 5.2)
     grid = fig.add_gridspec(1, 2, width_ratios=[3, 1.3]) if not byte_rows.empty else fig.add_gridspec(1, 1)
     ax = fig.add_subplot(grid[0, 0])

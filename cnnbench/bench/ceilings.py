@@ -74,7 +74,7 @@ class ProbePlan:
     """Probed first: a dtype over 4x below float32 there (emulated) is not probed at the larger sizes."""
 
 
-FULL = ProbePlan("full", (1024,), (4096, 8192), 3, 2**25, 0.3, 64 * _MIB, 512 * _MIB, 0.4)
+FULL = ProbePlan("full", (1024,), (4096, 8192), 2, 2**25, 0.2, 64 * _MIB, 512 * _MIB, 0.3, slow_square=512)
 QUICK = ProbePlan("quick", (128,), (512,), 1, 2**18, 0.02, 4 * _MIB, 4 * _MIB, 0.02, slow_square=64)
 
 
@@ -192,6 +192,21 @@ def pick_shapes(shapes: Counter[GemmShape], plan: ProbePlan) -> list[GemmShape]:
     return ranked[: plan.workload_shapes]
 
 
+#: Dtypes whose CPU GEMM may be emulated (~100x slower): checked at a small size before the larger ones.
+_MAYBE_EMULATED = frozenset({"bfloat16", "float16"})
+_SMALL_FP32: dict[tuple[str, int, int], float] = {}
+
+
+def _small_fp32(device: str, plan: ProbePlan) -> float:
+    """float32's GFLOP/s at the plan's small square (once per process and thread count): what an emulated
+    dtype is recognised against, at the same size."""
+    key = (device, plan.slow_square, torch.get_num_threads())
+    if key not in _SMALL_FP32:
+        shape = (plan.slow_square,) * 3
+        _SMALL_FP32[key] = gemm_flops(device, torch.float32, shape, max_time_s=plan.gemm_time_s) / 1e9
+    return _SMALL_FP32[key]
+
+
 def _compute_probe(device: str, dtype: str, shapes: list[GemmShape], plan: ProbePlan) -> dict[str, Any]:
     """Best GFLOP/s over square GEMMs and the run's shapes; an emulated dtype stops after the small square."""
     dev = torch.device(device)
@@ -204,16 +219,23 @@ def _compute_probe(device: str, dtype: str, shapes: list[GemmShape], plan: Probe
         return gflops
 
     squares = plan.cpu_squares if dev.type == "cpu" else plan.accel_squares
-    if dev.type == "cpu" and dtype != "float32":
+    if dev.type == "cpu" and dtype in _MAYBE_EMULATED:
         small = probe((plan.slow_square,) * 3, "square")
-        fp32 = gemm_flops(device, torch.float32, (plan.slow_square,) * 3, max_time_s=plan.gemm_time_s) / 1e9
-        if is_slow_path(small, fp32):
-            return {"measured": small, "shapes": probed, "how": f"{dtype} emulated: small GEMM only"}
+        if is_slow_path(small, _small_fp32(device, plan)):
+            how = f"{dtype} over 4x below float32 at {plan.slow_square}^3 (emulated): not probed larger"
+            return {"measured": small, "shapes": probed, "how": how}
     for n in squares:
         probe((n, n, n), "square")
     for shape in shapes:
         probe(shape, "workload")
     return {"measured": max(p["gflops"] for p in probed), "shapes": probed, "how": "best GEMM of the shapes"}
+
+
+def _load_average() -> float | None:
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _key(kind: str, device: str, dtype: str = "", precision: str = "") -> str:
@@ -278,6 +300,7 @@ class CeilingBook:
             else:
                 self._changed.add(key)
             entry.update(plan=self.plan.name, probed_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+            entry["load_average"] = _load_average()  # a probe on a busy machine reads low: this says so
             entry["probe_s"] = time.perf_counter() - started
             self.entries[key] = entry
             self._fresh.add(key)

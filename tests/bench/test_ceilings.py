@@ -132,4 +132,44 @@ def test_pick_shapes_takes_the_heaviest_that_fit() -> None:
     # FLOPs x occurrences: 128^3 once (4.2 M) beats 64^3 four times (2.1 M), which beats 32^3 once.
     shapes = Counter({(64, 64, 64): 4, (128, 128, 128): 1, (2048, 2048, 2048): 1, (32, 32, 32): 1})
     assert pick_shapes(shapes, QUICK) == [(128, 128, 128)]  # 2048^3 exceeds the quick plan's size
-    assert pick_shapes(shapes, ceilings.FULL) == [(2048, 2048, 2048), (128, 128, 128), (64, 64, 64)]
+    assert pick_shapes(shapes, ceilings.FULL) == [(2048, 2048, 2048), (128, 128, 128)]
+
+
+POOL_CASE = """\
+benchmarks:
+  - id: pool
+    op: max_pool2d
+    devices: [cpu]
+    max_time_s: 0.05
+    args: {kernel_size: 2, stride: 2}
+    inputs: {input: {randn: [2, 8, 32, 32]}}
+"""
+
+
+def test_runs_reuse_the_machine_file_and_reprobe_measures_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cnnbench.cli import main
+    from cnnbench.store.run import RunStore
+
+    case = tmp_path / "pool.yaml"
+    case.write_text(POOL_CASE, encoding="utf-8")
+    reports = tmp_path / "reports"
+    monkeypatch.delenv("CNNBENCH_MACHINES")  # the default: <reports>/machines
+
+    def run(*extra: str) -> tuple[dict[str, Any], str, str]:
+        assert main(["run", str(case), "--reports", str(reports), "--threads", "1", *extra]) == 0
+        (machine,) = (reports / "machines").glob("*.json")
+        captured = capsys.readouterr()
+        return json.loads(machine.read_text())["ceilings"], captured.out, captured.err
+
+    first, out, err = run()
+    assert "probing the cpu bandwidth ceiling" in err and "% of bound" in out
+    second, _, err = run()
+    key = "bandwidth|cpu|t1"
+    assert "probing" not in err and second[key]["probed_at"] == first[key]["probed_at"]
+    third, _, err = run("--reprobe")
+    assert "probing the cpu bandwidth ceiling" in err and third[key]["probe_s"] != first[key]["probe_s"]
+    row = RunStore(reports).load(None).results[0]
+    assert row.metrics["bound"] == "memory" and 0 < row.metrics["pct_of_bound"] <= 100
+    assert RunStore(reports).load(None).meta["options"]["reprobe"] is True

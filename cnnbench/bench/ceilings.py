@@ -370,32 +370,43 @@ def _missing(entry: dict[str, Any], what: str) -> str:
     return str(entry.get("error") or f"no {what} ceiling")
 
 
+def _slow_path(result: Result, book: CeilingBook, own: float | None) -> bool | None:
+    """Whether the row's dtype is over 4x below float32 on its device, by their compute ceilings (None: one is
+    missing)."""
+    if result.dtype == "float32":
+        return False
+    fp32 = effective(book.compute(result.device, "float32"))
+    return is_slow_path(own, fp32) if own and fp32 else None
+
+
 def apply_roofline(result: Result, book: CeilingBook) -> None:
     """Put the row's roofline into its metrics: GB/s, intensity, the ceilings, bound, % of bound, slow path.
 
     A row beating a ceiling raises it (metrics["ceiling_raised"] names which), so its % is at most 100; a
-    ceiling missing leaves the row without a % and says why (metrics["roofline_note"]).
+    ceiling missing, or FLOPs or bytes not counted, leave the row without a % and say why
+    (metrics["roofline_note"]).
     """
     m = result.metrics
-    median_ms, nbytes = m.get("median_ms"), m.get("bytes_moved")
-    if (
-        result.kind != "bench"
-        or not isinstance(median_ms, int | float)
-        or not isinstance(nbytes, int | float)
-    ):
+    if result.kind != "bench" or not isinstance(m.get("median_ms"), int | float):
         return
     precision = result.compute_precision or "ieee"
-    flops = float(m.get("flop") or 0.0)
     compute = book.compute(result.device, result.dtype, precision)
+    m["compute_precision"] = precision
+    m["slow_path"] = _slow_path(result, book, effective(compute))
+    flop, nbytes = m.get("flop"), m.get("bytes_moved")
+    if not isinstance(flop, int | float) or not isinstance(nbytes, int | float):
+        m["roofline_note"] = "FLOPs or bytes moved not counted: " + str(
+            m.get("flop_note") or m.get("bytes_note")
+        )
+        return
     bandwidth = book.bandwidth(result.device)
     raised_entries = {"compute": compute, "memory": bandwidth}
 
     def on_raise(kind: str, rate: float) -> None:
         book.raise_to(raised_entries[kind], rate, result.variant_id)
 
-    line = roofline(
-        flops, nbytes, median_ms / 1e3, effective(compute), effective(bandwidth), on_raise=on_raise
-    )
+    seconds = float(m["median_ms"]) / 1e3
+    line = roofline(float(flop), nbytes, seconds, effective(compute), effective(bandwidth), on_raise=on_raise)
     m.update(
         bytes_note=BYTES_NOTE,
         intensity=line.intensity,
@@ -406,23 +417,14 @@ def apply_roofline(result: Result, book: CeilingBook) -> None:
         bound_gflops=line.bound_gflops,
         pct_of_bound=line.pct_of_bound,
         ceiling_raised=list(line.raised),
-        compute_precision=precision,
     )
     if line.pct_of_bound is None:
         reasons = []
-        if flops > 0 and line.compute_gflops is None:
+        if flop > 0 and line.compute_gflops is None:
             reasons.append(_missing(compute, "compute"))
         if line.bandwidth_gbs is None:
             reasons.append(_missing(bandwidth, "bandwidth"))
         m["roofline_note"] = "; ".join(reasons) or "no FLOPs or bytes to compare"
-    fp32 = effective(book.compute(result.device, "float32")) if result.dtype != "float32" else None
-    own = effective(compute)
-    if result.dtype == "float32":
-        m["slow_path"] = False
-    elif own is not None and fp32 is not None and own > 0:
-        m["slow_path"] = is_slow_path(own, fp32)
-    else:
-        m["slow_path"] = None
 
 
 def _runnable(variant: BenchVariant) -> bool:

@@ -128,6 +128,18 @@ def test_slow_path_compares_the_dtypes_ceilings(tmp_path: Path, monkeypatch: pyt
     assert [rows[d].metrics["slow_path"] for d in ("float32", "bfloat16", "float16")] == [False, True, False]
 
 
+def test_a_row_whose_flops_were_not_counted_is_not_taken_for_a_flopless_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_probes(monkeypatch, {"float32": 100.0, "bfloat16": 0.5})
+    row = _row("bfloat16")
+    del row.metrics["flop"]
+    row.metrics["flop_note"] = "not counted: NotImplementedError: no meta kernel"
+    apply_roofline(row, CeilingBook(tmp_path, plan=QUICK))
+    assert "pct_of_bound" not in row.metrics and "bound" not in row.metrics
+    assert "no meta kernel" in row.metrics["roofline_note"] and row.metrics["slow_path"] is True
+
+
 def test_pick_shapes_takes_the_heaviest_that_fit() -> None:
     # FLOPs x occurrences: 128^3 once (4.2 M) beats 64^3 four times (2.1 M), which beats 32^3 once.
     shapes = Counter({(64, 64, 64): 4, (128, 128, 128): 1, (2048, 2048, 2048): 1, (32, 32, 32): 1})

@@ -208,27 +208,34 @@ def _small_fp32(device: str, plan: ProbePlan) -> float:
 
 
 def _compute_probe(device: str, dtype: str, shapes: list[GemmShape], plan: ProbePlan) -> dict[str, Any]:
-    """Best GFLOP/s over square GEMMs and the run's shapes; an emulated dtype stops after the small square."""
+    """Best GFLOP/s over square GEMMs and the run's shapes. A shape whose one call would take over a third of
+    the per-shape budget at the best rate so far is left out (so is every larger one of an emulated dtype)."""
     dev = torch.device(device)
     t = torch_dtype(dtype)
     probed: list[dict[str, Any]] = []
 
-    def probe(shape: GemmShape, origin: str) -> float:
-        gflops = gemm_flops(device, t, shape, max_time_s=plan.gemm_time_s) / 1e9
-        probed.append({"m": shape[0], "n": shape[1], "k": shape[2], "gflops": gflops, "origin": origin})
-        return gflops
+    def probe(shape: GemmShape, origin: str) -> None:
+        entry: dict[str, Any] = {"m": shape[0], "n": shape[1], "k": shape[2], "origin": origin}
+        best = max((p["gflops"] for p in probed if "gflops" in p), default=None)
+        call_s = 2 * math.prod(shape) / (best * 1e9) if best else 0.0
+        if call_s > plan.gemm_time_s / 3:
+            entry["skipped"] = f"one call would take ~{call_s:.2g} s at {best:.3g} GFLOP/s"
+        else:
+            entry["gflops"] = gemm_flops(device, t, shape, max_time_s=plan.gemm_time_s) / 1e9
+        probed.append(entry)
 
     squares = plan.cpu_squares if dev.type == "cpu" else plan.accel_squares
+    how = "best GEMM of the shapes"
     if dev.type == "cpu" and dtype in _MAYBE_EMULATED:
-        small = probe((plan.slow_square,) * 3, "square")
-        if is_slow_path(small, _small_fp32(device, plan)):
+        probe((plan.slow_square,) * 3, "square")
+        if is_slow_path(probed[0]["gflops"], _small_fp32(device, plan)):
             how = f"{dtype} over 4x below float32 at {plan.slow_square}^3 (emulated): not probed larger"
-            return {"measured": small, "shapes": probed, "how": how}
+            return {"measured": probed[0]["gflops"], "shapes": probed, "how": how}
     for n in squares:
         probe((n, n, n), "square")
     for shape in shapes:
         probe(shape, "workload")
-    return {"measured": max(p["gflops"] for p in probed), "shapes": probed, "how": "best GEMM of the shapes"}
+    return {"measured": max(p["gflops"] for p in probed if "gflops" in p), "shapes": probed, "how": how}
 
 
 def _load_average() -> float | None:

@@ -206,8 +206,8 @@ def roofline_plot(results: list[Result], meta: dict[str, Any] | None = None) -> 
     if df.empty:
         return None
     compute, bandwidth = _ceiling_values(df, meta or {})
-    dtypes = dtype_order(df["dtype"])
-    colours = {d: f"C{i}" for i, d in enumerate(dtypes)}
+    # Colours by dtype name, as in the throughput plot (its pivot's columns are sorted the same way).
+    colours = {d: f"C{i}" for i, d in enumerate(sorted(set(df["dtype"])))}
     markers = {d: m for d, m in zip(sorted(set(df["device"])), "os^Dv", strict=False)}
     has_flops = pd.to_numeric(df["gflops"], errors="coerce") > 0
     flop_rows = df[has_flops & (pd.to_numeric(df["intensity"], errors="coerce") > 0)]

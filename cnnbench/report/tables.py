@@ -149,7 +149,7 @@ def bench_display(results: list[Result]) -> pd.DataFrame:
             "median ms": df["median_ms"].map(_number),
             "IQR ms": df["iqr_ms"].map(lambda v: _number(v, 2)),
             "GFLOP/s": df["gflops"].map(_number),
-            "GB/s": df["gbs"].map(_number),
+            "GB/s": df["gbs"].map(lambda v: _number(v, 3)),
             "bound": [_bound(b, r) for b, r in zip(df["bound"], df["ceiling_raised"], strict=True)],
             "% of bound": df["pct_of_bound"].map(lambda v: _number(v, 3)),
             "noise": df["noisy"].map(lambda v: "⚠️ noisy" if v else ""),

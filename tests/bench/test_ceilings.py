@@ -185,3 +185,12 @@ def test_runs_reuse_the_machine_file_and_reprobe_measures_again(
     row = RunStore(reports).load(None).results[0]
     assert row.metrics["bound"] == "memory" and 0 < row.metrics["pct_of_bound"] <= 100
     assert RunStore(reports).load(None).meta["options"]["reprobe"] is True
+
+
+def test_a_shape_too_slow_for_the_budget_is_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    rates = {(128, 128, 128): 1e9, (4096, 4096, 4096): 1e9}  # 1 GFLOP/s: a 4096^3 call would take 137 s
+    monkeypatch.setattr(ceilings, "gemm_flops", lambda device, dtype, shape, max_time_s: rates[tuple(shape)])
+    found = ceilings._compute_probe("cpu", "float32", [(4096, 4096, 4096)], QUICK)
+    (square, big) = found["shapes"]
+    assert square["gflops"] == 1.0 and "gflops" not in big and "would take ~1.4e+02 s" in big["skipped"]
+    assert found["measured"] == 1.0

@@ -132,6 +132,7 @@ def _run_options(resume: Any, given: dict[str, Any]) -> Any:
         max_case_bytes=resolve_budget(given["max_case_bytes"]),
         threads=given["threads"],
         max_time_per_case=given["max_time_per_case"],
+        reprobe=bool(given.get("reprobe")),
     )
 
 
@@ -151,6 +152,7 @@ def cmd_run(
     max_case_bytes: str | int | None = None,
     threads: int | None = None,
     max_time_per_case: float | None = None,
+    reprobe: bool = False,
     out: Console | None = None,
 ) -> int:
     """Run every selected variant, store the run, print the summary; exit 1 if any failed or errored.
@@ -182,6 +184,7 @@ def cmd_run(
             "max_case_bytes": max_case_bytes,
             "threads": threads,
             "max_time_per_case": max_time_per_case,
+            "reprobe": reprobe or None,
         },
     )
     out = out or Console(highlight=False)
@@ -533,6 +536,11 @@ def _add_run(sub: Any, p: dict[str, argparse.ArgumentParser]) -> None:
         type=_time_per_case,
         metavar="SECONDS",
         help="time budget of every benchmark row (warm-up + replicates), overriding the files' max_time_s",
+    )
+    run.add_argument(
+        "--reprobe",
+        action="store_true",
+        help="measure the machine's compute and bandwidth ceilings again (default: reuse reports/machines/)",
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +18,11 @@ import torch._dynamo  # noqa: F401  (see below)
 
 #: Malformed case files (tests/casefile/test_corpus.py feeds them to the CLI); the cnnbench plugin must not collect them.
 collect_ignore_glob = ["corpus/*"]
+
+# Runs made by the tests (subprocesses included) probe the machine's ceilings with the tiny plan, into one folder
+# of their own: never the full 15 s probe, never the repository's reports/machines.
+os.environ.setdefault("CNNBENCH_PROBE", "quick")
+os.environ.setdefault("CNNBENCH_MACHINES", tempfile.mkdtemp(prefix="cnnbench-machines-"))
 
 
 @pytest.fixture

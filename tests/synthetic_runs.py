@@ -107,7 +107,9 @@ def bench_row(model: str, times_ms: list[float], dtype: str = "float32", **kw: A
         "iqr_ms": q[2] - q[0],
         "samples_per_s": batch / (median / 1000),
         "gflops": 3.63 * batch / (median / 1000),
-        "pct_of_peak": 42.0,
+        "gbs": 1.5,
+        "bound": "compute",
+        "pct_of_bound": 42.0,
         "noisy": (q[2] - q[0]) / median > 0.1,
         "num_threads": 2,
     }

@@ -1,11 +1,12 @@
-"""Run one benchmark variant into a ``bench`` row: timing, FLOP/s against the machine's peak, correctness."""
+"""Run one benchmark variant into a ``bench`` row: timing, FLOPs and bytes moved, correctness (the roofline against
+the machine's ceilings is added by cnnbench.bench.ceilings.apply_roofline, where the run keeps its ceilings)."""
 
 from __future__ import annotations
 
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,14 +16,13 @@ from torch import nn
 from cnnbench.bench.flops import model_flops, param_count
 from cnnbench.bench.memory import cpu_peak_rss_bytes, peak_memory_bytes
 from cnnbench.bench.models import TORCHVISION_MODELS
-from cnnbench.bench.peak import is_slow_path, peak_gemm_flops
+from cnnbench.bench.roofline import BYTES_NOTE, variant_traffic
 from cnnbench.bench.timing import Measurement, measure, sync
 from cnnbench.bench.workload import Workload, build_workload, first_tensor, meta_workload, torchvision_missing
 from cnnbench.casefile.load import load_file
 from cnnbench.casefile.variants import BenchVariant, expand_benchmarks
 from cnnbench.environment import device_available
 from cnnbench.errors import CnnbenchError
-from cnnbench.numerics.fill import torch_dtype
 from cnnbench.numerics.runner import base_result, describe_exception
 from cnnbench.store.result import Result
 
@@ -32,11 +32,9 @@ __all__ = [
     "Timing",
     "check_against_reference",
     "count_variant_flops",
-    "machine_peaks",
     "measure_variant",
     "peak_memory_child",
     "run_benchmark",
-    "run_peaks",
 ]
 
 #: Per dtype: the largest max|out - ref| / max|ref| allowed against the float32 contiguous output. float32
@@ -186,13 +184,6 @@ def check_against_reference(variant: BenchVariant, out: torch.Tensor, ref: torch
     return ReferenceCheck(max_abs, rel, top1, tuple(problems))
 
 
-def machine_peaks(device: str, dtype: str) -> tuple[float, float]:
-    """The GEMM probe's FLOP/s for (device, dtype) and for (device, float32), cached for the process."""
-    peak = peak_gemm_flops(device, torch_dtype(dtype))
-    fp32 = peak if dtype == "float32" else peak_gemm_flops(device, torch.float32)
-    return peak, fp32
-
-
 def _base_result(variant: BenchVariant) -> Result:
     result = base_result(variant)
     result.kind = "bench"
@@ -232,6 +223,18 @@ def _timing_metrics(m: Measurement) -> dict[str, Any]:
         "warmup_ms": m.warmup_s * 1e3,
         "threads": m.num_threads,
     }
+
+
+def _traffic_metrics(variant: BenchVariant, measurement: Measurement) -> dict[str, Any]:
+    """Bytes one call moves at least (roofline.variant_traffic) and the GB/s that makes."""
+    try:
+        traffic = variant_traffic(variant)
+    except Exception as exc:  # an op without a meta kernel: no bytes, no roofline
+        return {"bytes_note": f"not counted: {describe_exception(exc)}"}
+    out: dict[str, Any] = {"bytes_moved": traffic.total, "bytes_note": BYTES_NOTE}
+    if measurement.median_s > 0 and traffic.total > 0:
+        out["gbs"] = traffic.total / measurement.median_s / 1e9
+    return out
 
 
 def _memory_metrics(variant: BenchVariant, workload: Workload) -> dict[str, Any]:
@@ -294,12 +297,9 @@ def run_benchmark(variant: BenchVariant, timing: Timing | None = None) -> Result
             metrics["samples_per_s"] = variant.batch / measurement.median_s
         if measurement.median_s > 0 and per_call > 0:  # FlopCounterMode counts no pooling: no FLOP/s then
             metrics["gflops"] = per_call / measurement.median_s / 1e9
-        peak, fp32_peak = machine_peaks(variant.device, variant.dtype)
-        metrics["peak_gflops"] = peak / 1e9
-        metrics["fp32_peak_gflops"] = fp32_peak / 1e9
-        if "gflops" in metrics:
-            metrics["pct_of_peak"] = 100 * metrics["gflops"] / metrics["peak_gflops"]
-        metrics["slow_path"] = variant.dtype != "float32" and is_slow_path(peak, fp32_peak)
+        if "flop_note" not in metrics:
+            metrics["flop"] = per_call
+        metrics.update(_traffic_metrics(variant, measurement))
         problems: tuple[str, ...] = ()
         if not _is_reference(variant):
             check_source = (
@@ -322,16 +322,3 @@ def run_benchmark(variant: BenchVariant, timing: Timing | None = None) -> Result
         result.message = "\n".join(problems)
     result.duration_s = time.perf_counter() - start
     return result
-
-
-def run_peaks(results: Iterable[Result]) -> dict[str, dict[str, float]]:
-    """device -> dtype -> GEMM probe GFLOP/s, as a run's bench rows measured them (a run's meta["peaks"])."""
-    peaks: dict[str, dict[str, float]] = {}
-    for r in results:
-        if r.kind != "bench":
-            continue
-        for dtype, key in ((r.dtype, "peak_gflops"), ("float32", "fp32_peak_gflops")):
-            value = r.metrics.get(key)
-            if isinstance(value, int | float):
-                peaks.setdefault(r.device, {}).setdefault(dtype, float(value))
-    return peaks

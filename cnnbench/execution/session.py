@@ -16,12 +16,12 @@ from rich.markup import escape
 from cnnbench.casefile.budget import resolve_budget
 from cnnbench.casefile.load import case_files_hash, load_suite
 from cnnbench.casefile.select import check_filters, select
-from cnnbench.casefile.variants import AnyVariant, estimated_seconds, expand, expand_benchmarks
+from cnnbench.casefile.variants import AnyVariant, BenchVariant, estimated_seconds, expand, expand_benchmarks
 from cnnbench.errors import UsageError
 from cnnbench.execution.resume import Resume
 from cnnbench.execution.shard import parse_shard, take_shard
 from cnnbench.store.result import Result
-from cnnbench.store.run import Run, RunStore, RunWriter
+from cnnbench.store.run import DEFAULT_ROOT, Run, RunStore, RunWriter
 
 __all__ = ["MAX_TIME_PER_CASE_S", "RunOptions", "RunOutcome", "RunSession", "load_variants"]
 
@@ -54,6 +54,8 @@ class RunOptions:
     """torch's intra-op threads for the whole run (None: torch's own)."""
     max_time_per_case: float | None = None
     """Every benchmark's time budget in seconds (None: each benchmark's max_time_s)."""
+    reprobe: bool = False
+    """Measure the machine's ceilings again instead of reusing the stored ones (``--reprobe``)."""
 
     def __post_init__(self) -> None:
         if not self.paths:
@@ -114,6 +116,7 @@ class RunOptions:
                     if self.max_time_per_case is not None
                     else {}
                 ),
+                **({"reprobe": True} if self.reprobe else {}),
             },
         }
 
@@ -253,11 +256,12 @@ class RunSession:
         if writer is not None:
             meta = writer.meta
         results: list[Result] = []
+        book = self._ceilings(todo)
         execute = self._executor()
         signals = SignalCatcher()
         complete, stopped = False, None
         try:
-            self._loop(todo, execute, writer, results)
+            self._loop(todo, execute, writer, results, book)
             complete = True
         except KeyboardInterrupt as exc:
             stopped = exc
@@ -269,7 +273,7 @@ class RunSession:
             close = getattr(execute, "close", None)
             if close is not None:
                 close(kill=not complete)
-            _store_peaks(meta, earlier + results)
+            _store_ceilings(meta, book)
             if writer is not None:
                 writer.close(complete=complete)
             signals.restore()
@@ -283,8 +287,30 @@ class RunSession:
             run, len(results), len(self.case_ids), elapsed, complete, stopped, writer is not None
         )
 
+    def _ceilings(self, todo: list[AnyVariant]) -> Any:
+        """The machine's ceilings the benchmark rows are compared with, probed now where not stored (None: no
+        benchmark to run)."""
+        bench = [v for v in todo if isinstance(v, BenchVariant)]
+        if not bench:
+            return None
+        from cnnbench.bench.ceilings import CeilingBook, machines_dir, prepare
+
+        root = self.store.root if self.store is not None else DEFAULT_ROOT
+        book = CeilingBook(
+            machines_dir(root),
+            reprobe=self.options.reprobe,
+            say=lambda msg: self.err.print(f"[dim]{escape(msg)}[/]", highlight=False),
+        )
+        prepare(book, bench)
+        return book
+
     def _loop(
-        self, todo: list[AnyVariant], execute: Executor, writer: RunWriter | None, results: list[Result]
+        self,
+        todo: list[AnyVariant],
+        execute: Executor,
+        writer: RunWriter | None,
+        results: list[Result],
+        book: Any = None,
     ) -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -304,22 +330,24 @@ class RunSession:
             for done, (variant, weight) in enumerate(zip(todo, weights, strict=True), start=1):
                 progress.update(task, description=escape(variant.id))
                 result = execute(variant)
+                if book is not None and result.kind == "bench":
+                    from cnnbench.bench.ceilings import apply_roofline
+
+                    apply_roofline(result, book)
                 results.append(result)
                 if writer is not None:
                     writer.append(result)
                 progress.update(task, advance=weight, done=done)
 
 
-def _store_peaks(meta: dict[str, Any], results: list[Result]) -> None:
-    """The GEMM peaks the run's bench rows measured (device -> dtype -> GFLOP/s), over any already stored."""
-    stored = meta.get("peaks")
-    peaks: dict[str, dict[str, float]] = {}
-    if isinstance(stored, dict):
-        peaks = {str(d): dict(v) for d, v in stored.items() if isinstance(v, dict)}
-    if any(r.kind == "bench" for r in results):
-        from cnnbench.bench.runner import run_peaks
-
-        for device, by_dtype in run_peaks(results).items():
-            peaks.setdefault(device, {}).update(by_dtype)
-    if peaks:
-        meta["peaks"] = peaks
+def _store_ceilings(meta: dict[str, Any], book: Any) -> None:
+    """Save the ceilings the run probed or raised, and record those it used in meta["ceilings"] (over any a
+    resumed run stored)."""
+    if book is None:
+        return
+    book.save()
+    used = book.meta()
+    stored = meta.get("ceilings")
+    if isinstance(stored, dict) and isinstance(stored.get("entries"), dict):
+        used["entries"] = {**stored["entries"], **used["entries"]}
+    meta["ceilings"] = used

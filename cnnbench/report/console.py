@@ -22,8 +22,9 @@ from cnnbench.store.run import Run
 
 __all__ = ["print_comparison", "print_console"]
 
-#: The benchmark columns a terminal has room for; the flags share one more column. The files show them all.
-_BENCH_SHOWN = ("median ms", "IQR ms", "GFLOP/s", "% of peak")
+#: The benchmark columns an 80-column terminal has room for (the IQR is in the files; the noise flag says when it
+#: matters); the flags share one more column. The files show them all.
+_BENCH_SHOWN = ("median ms", "GFLOP/s", "GB/s", "bound", "% of bound")
 
 
 def _status_table(run: Run) -> Table | None:

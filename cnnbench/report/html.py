@@ -30,7 +30,7 @@ from cnnbench.store.run import Run
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["budget_heatmap", "render_html", "status_plot", "throughput_plot"]
+__all__ = ["budget_heatmap", "render_html", "roofline_plot", "status_plot", "throughput_plot"]
 
 #: Resolution of the embedded plots: sharp on a laptop screen, a few tens of KiB each.
 _DPI = 110
@@ -170,6 +170,124 @@ def throughput_plot(results: list[Result]) -> Figure | None:
     return fig
 
 
+def _roofline_points(results: list[Result]) -> pd.DataFrame:
+    """One line per timed bench row with a byte count: its device, dtype, intensity, GFLOP/s, GB/s, ceilings."""
+    keys = ("intensity", "gflops", "gbs", "compute_ceiling_gflops", "bandwidth_gbs")
+    rows = []
+    for r in results:
+        if r.kind != "bench" or r.status == "skipped" or not isinstance(r.metrics.get("gbs"), int | float):
+            continue
+        values = {k: r.metrics.get(k) for k in keys}
+        rows.append({"target": r.target, "device": r.device, "dtype": r.dtype, **values})
+    return pd.DataFrame(rows, columns=["target", "device", "dtype", *keys])
+
+
+def _ceiling_values(
+    df: pd.DataFrame, meta: dict[str, Any]
+) -> tuple[dict[tuple[str, str], float], dict[str, float]]:
+    """(device, dtype) -> compute GFLOP/s and device -> GB/s: the run's final ceilings (meta), else the rows'."""
+    compute: dict[tuple[str, str], float] = {}
+    bandwidth: dict[str, float] = {}
+    for row in df.itertuples(index=False):
+        if isinstance(row.compute_ceiling_gflops, float | int) and not math.isnan(row.compute_ceiling_gflops):
+            key = (str(row.device), str(row.dtype))
+            compute[key] = max(compute.get(key, 0.0), float(row.compute_ceiling_gflops))
+        if isinstance(row.bandwidth_gbs, float | int) and not math.isnan(row.bandwidth_gbs):
+            bandwidth[str(row.device)] = max(bandwidth.get(str(row.device), 0.0), float(row.bandwidth_gbs))
+    entries = (meta.get("ceilings") or {}).get("entries") or {}
+    for key, entry in entries.items():
+        value = entry.get("ceiling") if isinstance(entry, dict) else None
+        kind, device, *rest = str(key).split("|")
+        if not isinstance(value, int | float):
+            continue
+        if kind == "bandwidth":
+            bandwidth[device] = max(bandwidth.get(device, 0.0), float(value))
+        elif kind == "compute" and rest and (device, rest[0]) in compute:
+            compute[(device, rest[0])] = max(compute[(device, rest[0])], float(value))
+    return compute, bandwidth
+
+
+def roofline_plot(results: list[Result], meta: dict[str, Any] | None = None) -> Figure | None:
+    """Log-log roofline: FLOP/byte vs achieved GFLOP/s, a point per row coloured by dtype, each dtype's compute
+    ceiling and the device's bandwidth drawn; rows without FLOPs (pooling, norms, activations) beside it as
+    GB/s against the bandwidth. None when no row has a byte count."""
+    df = _roofline_points(results)
+    if df.empty:
+        return None
+    compute, bandwidth = _ceiling_values(df, meta or {})
+    # Colours by dtype name, as in the throughput plot (its pivot's columns are sorted the same way).
+    colours = {d: f"C{i}" for i, d in enumerate(sorted(set(df["dtype"])))}
+    markers = {d: m for d, m in zip(sorted(set(df["device"])), "os^Dv", strict=False)}
+    has_flops = pd.to_numeric(df["gflops"], errors="coerce") > 0
+    flop_rows = df[has_flops & (pd.to_numeric(df["intensity"], errors="coerce") > 0)]
+    byte_rows = df[~has_flops]
+    if flop_rows.empty and byte_rows.empty:
+        return None
+    fig = _figure(9.5 if not byte_rows.empty else 7.5, 5.2)
+    grid = fig.add_gridspec(1, 2, width_ratios=[3, 1.3]) if not byte_rows.empty else fig.add_gridspec(1, 1)
+    ax = fig.add_subplot(grid[0, 0])
+    ridges = [c / bandwidth[d] for (d, _), c in compute.items() if bandwidth.get(d)]
+    xs = [float(v) for v in flop_rows["intensity"]] + ridges or [1.0]
+    lo, hi = min(xs) / 8, max(xs) * 8
+    for (device, dtype), ceiling in sorted(compute.items()):
+        bw = bandwidth.get(device)
+        xs_line = [lo, *([ceiling / bw] if bw and lo < ceiling / bw < hi else []), hi]
+        ys_line = [min(ceiling, bw * x) if bw else ceiling for x in xs_line]
+        colour = colours.get(dtype, "grey")
+        ax.plot(xs_line, ys_line, color=colour, lw=1.4, alpha=0.8)
+        label = f"{device} {dtype} {ceiling:.3g} GFLOP/s"
+        ax.annotate(label, (hi, ceiling), fontsize=7, ha="right", va="bottom", color=colour)
+    for device, bw in sorted(bandwidth.items()):
+        x = min([r for (d, _), c in compute.items() if d == device for r in [c / bw]] or [hi]) / 3
+        ax.annotate(f"{device} {bw:.3g} GB/s", (x, bw * x), fontsize=7, ha="left", va="top", color="dimgray")
+    ys = [float(v) for v in flop_rows["gflops"]] + list(compute.values())
+    if ys:
+        ax.set_ylim(min(ys) / 3, max(ys) * 2)
+    ax.set_xlim(lo, hi)
+    for key, group in flop_rows.groupby(["device", "dtype"]):
+        device, dtype = (str(k) for k in key)  # type: ignore[union-attr]
+        ax.scatter(
+            group["intensity"].astype(float),
+            group["gflops"].astype(float),
+            color=colours[dtype],
+            marker=markers.get(device, "o"),
+            label=f"{device} {dtype}",
+            zorder=3,
+            edgecolor="black",
+            linewidth=0.4,
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    from matplotlib.ticker import FuncFormatter
+
+    plain = FuncFormatter(lambda v, _pos: f"{v:g}")
+    ax.xaxis.set_major_formatter(plain)
+    ax.yaxis.set_major_formatter(plain)
+    ax.set_xlabel("arithmetic intensity (FLOP/byte, bytes a lower bound)")
+    ax.set_ylabel("achieved GFLOP/s")
+    ax.set_title("Roofline: each row under min(compute, intensity x bandwidth)")
+    ax.grid(True, which="both", alpha=0.25)
+    if not flop_rows.empty:
+        ax.legend(fontsize=8, loc="lower right")
+    if not byte_rows.empty:
+        _bandwidth_panel(fig.add_subplot(grid[0, 1]), byte_rows, bandwidth, colours)
+    return fig
+
+
+def _bandwidth_panel(
+    ax: Any, rows: pd.DataFrame, bandwidth: dict[str, float], colours: dict[str, str]
+) -> None:
+    labels = [f"{t} ({d})" for t, d in zip(rows["target"], rows["dtype"], strict=True)]
+    ax.barh(labels, rows["gbs"].astype(float), color=[colours[str(d)] for d in rows["dtype"]])
+    for device, bw in sorted(bandwidth.items()):
+        ax.axvline(bw, color="dimgray", ls="--", lw=1)
+        ax.annotate(f"{device} {bw:.3g} GB/s", (bw, 0), fontsize=7, rotation=90, ha="right", va="bottom")
+    ax.invert_yaxis()
+    ax.set_xlabel("achieved GB/s")
+    ax.set_title("Rows without FLOPs", fontsize=10)
+    ax.tick_params(axis="y", labelsize=7)
+
+
 def _table(df: pd.DataFrame, index: bool = False) -> str:
     df = df.copy()
     df.columns.name = None
@@ -237,6 +355,12 @@ def render_html(run: Run) -> str:
             "Budget used (max |got - expected| / (atol + rtol |expected|)) per op and dtype: the worst passing "
             "variant; failures and xfails are counted in their cell, not coloured",
             budget_heatmap(results),
+        ),
+        (
+            "roofline",
+            "Roofline: achieved GFLOP/s against arithmetic intensity, under each dtype's compute ceiling and "
+            "the bandwidth ceiling (bytes are a lower bound); rows without FLOPs as GB/s against bandwidth",
+            roofline_plot(results, run.meta),
         ),
         ("status", "How many variants ended with each status", status_plot(results)),
     ]

@@ -116,3 +116,34 @@ def test_html_budget_heatmap_and_its_table(tmp_path: Path) -> None:
     assert image.mask.tolist() == [[False], [True]]  # the xfail-only cell is not coloured
     assert float(image[0, 0]) == 0.25 and ax.images[0].get_clim() == (0, 1)
     assert budget_heatmap([check_row("s", status="skipped", max_abs_err=None, budget_used=None)]) is None
+
+
+def test_html_has_a_roofline_chart_of_the_bench_rows(tmp_path: Path) -> None:
+    from synthetic_runs import bench_row
+
+    from cnnbench.report.html import roofline_plot
+
+    ceilings = {"compute_ceiling_gflops": 100.0, "bandwidth_gbs": 10.0}
+    conv = bench_row(
+        "conv2d", [1.0, 1.1], metrics={"intensity": 20.0, "gflops": 60.0, "gbs": 3.0, **ceilings}
+    )
+    gemm = bench_row(
+        "linear", [1.0, 1.1], "bfloat16", metrics={"intensity": 4.0, "gflops": 30.0, "gbs": 7.5, **ceilings}
+    )
+    pool = bench_row(
+        "max_pool2d", [1.0, 1.1], metrics={"intensity": 0.0, "gflops": None, "gbs": 5.0, **ceilings}
+    )
+    fig = roofline_plot([conv, gemm, pool], {})
+    assert fig is not None
+    chart, side = fig.axes
+    assert chart.get_xscale() == chart.get_yscale() == "log"
+    points = sorted(tuple(map(float, p)) for c in chart.collections for p in c.get_offsets())
+    assert points == [(4.0, 30.0), (20.0, 60.0)]  # one point per row with FLOPs, at (intensity, GFLOP/s)
+    roofs = {line.get_color(): list(zip(*line.get_data(), strict=True)) for line in chart.get_lines()}
+    assert len(roofs) == 2  # a roof per dtype: min(100, 10 x intensity), the ridge at 10 FLOP/byte
+    for roof in roofs.values():
+        assert (10.0, 100.0) in roof and all(y == pytest.approx(min(100.0, 10.0 * x)) for x, y in roof)
+    assert [bar.get_width() for bar in side.patches] == [5.0]  # the pool's GB/s beside the bandwidth
+    page = render_html(make_run(tmp_path / "run", [conv, gemm, pool]))
+    assert 'id="plot-roofline"><img alt="Roofline' in page
+    assert roofline_plot([check_row("relu")], {}) is None

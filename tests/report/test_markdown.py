@@ -16,7 +16,9 @@ from cnnbench.store.run import Run
 def test_markdown_has_a_benchmark_table(run: Run) -> None:
     text = render_markdown(run)
     assert "## Benchmarks" in text
-    assert "| variant | samples/s | median ms | IQR ms | GFLOP/s | % of peak | noise |" in text
+    assert (
+        "| variant | samples/s | median ms | IQR ms | GFLOP/s | GB/s | bound | % of bound | noise |" in text
+    )
     line = next(x for x in text.splitlines() if x.startswith("| bench-resnet18-b8[cpu-bfloat16]"))
     assert "⚠️ noisy" in line
     assert "## Failures" in text and "cnnbench run cases/sub/b.yaml -k 'pool[cpu-float32]'" in text

@@ -78,9 +78,10 @@ def math_kind_of(ops: Iterable[str | None]) -> MathKind:
 
 
 def narrows(dtype: str, compute_precision: str | None) -> bool:
-    """True when compute_precision rounds dtype's inputs to fewer significand bits than dtype has."""
+    """True when compute_precision rounds dtype's inputs to fewer significand bits than dtype has. The reduced
+    precisions (tf32, bf16) are modes of float32 kernels only: float64 and the half types compute in themselves."""
     bits = COMPUTE_BITS.get(compute_precision or "")
-    return bits is not None and dtype in PRECISION_BITS and bits < PRECISION_BITS[dtype]
+    return bits is not None and dtype == "float32" and bits < PRECISION_BITS[dtype]
 
 
 def input_roundoff(dtype: str, compute_precision: str | None) -> float:

@@ -138,7 +138,8 @@ def _module_for(device: str | torch.device, what: str) -> Any:
         return None
     probe = getattr(module, "is_available", None)
     if probe is not None and not probe():
-        raise RuntimeError(f"cannot {what} on {device}: {kind} is not available")
+        shown = {"cuda": "CUDA", "xpu": "XPU", "mps": "MPS"}.get(kind, kind)
+        raise RuntimeError(f"cannot {what} on {device}: {shown} is not available")
     return module
 
 

@@ -90,7 +90,7 @@ def test_fake_cuda_availability_sync_events_memory(fake_cuda: FakeBackend) -> No
 def test_unavailable_backend_refuses_with_the_reason(fake_cuda: FakeBackend) -> None:
     fake_cuda.available = False
     assert not dm.is_available("cuda")
-    with pytest.raises(RuntimeError, match="cuda is not available"):
+    with pytest.raises(RuntimeError, match="CUDA is not available"):
         dm.synchronize("cuda")
 
 

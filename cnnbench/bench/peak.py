@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from cnnbench import device as device_module
 from cnnbench.bench.timing import measure
 
 __all__ = ["GemmPeakKey", "clear_peak_cache", "default_gemm_size", "is_slow_path", "peak_gemm_flops"]
@@ -58,8 +59,8 @@ def peak_gemm_flops(
     cached = _PEAK_CACHE.get(key)
     if cached is not None:
         return cached
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"cannot probe {dev}: CUDA is not available")
+    if not device_module.is_available(str(dev)):
+        raise RuntimeError(f"cannot probe {dev}: {dev.type.upper()} is not available")
     with torch.no_grad():
         a = torch.randn(size, size, device=dev).to(dtype)
         b = torch.randn(size, size, device=dev).to(dtype)

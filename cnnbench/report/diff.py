@@ -149,7 +149,7 @@ def environment_key(env: Mapping[str, Any], result: Result) -> dict[str, Any]:
     key = {k: env.get(k) for k in _ACCEL_KEYS} | {k: env[k] for k in _RECORDED_ACCEL_KEYS if k in env}
     accelerators = env.get("accelerators") or []
     wanted = f"{kind}:{index or 0}"
-    gpu = next((a for a in accelerators if a.get("device") == wanted), {})
+    gpu: dict[str, Any] = next((a for a in accelerators if a.get("device") == wanted), {})
     key["device_name"] = gpu.get("name")
     key.update({f"gpu_{k}": gpu.get(k) for k in _GPU_KEYS[1:] if k in gpu})
     if "cudnn_benchmark" in result.metrics:  # chosen per benchmark row: the row's own choice counts

@@ -265,21 +265,28 @@ def compute_precision(dtype: str, kind: str, device: str) -> str:
     return fp32_precision(kind, device) if dtype == "float32" else dtype
 
 
-def _set_flags(conv: str, matmul: str) -> None:
-    torch.backends.cudnn.conv.fp32_precision = conv  # type: ignore[attr-defined]
-    torch.backends.cuda.matmul.fp32_precision = matmul
-    torch.backends.mkldnn.conv.fp32_precision = conv  # type: ignore[attr-defined]
-    torch.backends.mkldnn.matmul.fp32_precision = matmul  # type: ignore[attr-defined]
+#: torch.set_float32_matmul_precision's name for each pinned precision: it sets cuBLAS's and oneDNN's matmul
+#: flags together, the one way torch accepts (setting both fp32_precision flags by hand leaves torch refusing
+#: to answer get_float32_matmul_precision).
+_MATMUL_PRECISION = {"ieee": "highest", "tf32": "high"}
+
+Flags = tuple[str, str, str]
+"""cuDNN's conv flag, oneDNN's conv flag, and torch's float32 matmul precision ("highest", "high", ...)."""
 
 
-def _current_flags() -> tuple[str, str, str, str]:
+def _current_flags() -> Flags:
     b: Any = torch.backends
-    return (
-        b.cudnn.conv.fp32_precision,
-        b.cuda.matmul.fp32_precision,
-        b.mkldnn.conv.fp32_precision,
-        b.mkldnn.matmul.fp32_precision,
-    )
+    try:
+        matmul = torch.get_float32_matmul_precision()
+    except RuntimeError:  # mixed legacy/new settings: restore to torch's default
+        matmul = "highest"
+    return b.cudnn.conv.fp32_precision, b.mkldnn.conv.fp32_precision, matmul
+
+
+def _restore_flags(flags: Flags) -> None:
+    b: Any = torch.backends
+    b.cudnn.conv.fp32_precision, b.mkldnn.conv.fp32_precision = flags[0], flags[1]
+    torch.set_float32_matmul_precision(flags[2])
 
 
 def set_fp32_precision(mode: str | None) -> None:
@@ -287,9 +294,12 @@ def set_fp32_precision(mode: str | None) -> None:
     torch's flags as they are."""
     if mode in (None, "default"):
         return
-    if mode not in ("ieee", "tf32"):
+    if mode not in _MATMUL_PRECISION:
         raise ValueError(f'fp32 precision "{mode}": expected ieee, tf32 or default')
-    _set_flags(mode, mode)
+    b: Any = torch.backends
+    b.cudnn.conv.fp32_precision = mode
+    b.mkldnn.conv.fp32_precision = mode
+    torch.set_float32_matmul_precision(_MATMUL_PRECISION[mode])
 
 
 @contextlib.contextmanager
@@ -303,9 +313,7 @@ def pin_fp32_precision(mode: str | None) -> Iterator[None]:
     try:
         yield
     finally:
-        b: Any = torch.backends
-        b.cudnn.conv.fp32_precision, b.cuda.matmul.fp32_precision = saved[0], saved[1]
-        b.mkldnn.conv.fp32_precision, b.mkldnn.matmul.fp32_precision = saved[2], saved[3]
+        _restore_flags(saved)
 
 
 def precision_flags() -> dict[str, Any]:

@@ -160,9 +160,7 @@ def test_context_poisoned(message: str, poisoned: bool) -> None:
 def restore_flags() -> Any:
     saved = dm._current_flags()
     yield
-    b: Any = torch.backends
-    b.cudnn.conv.fp32_precision, b.cuda.matmul.fp32_precision = saved[0], saved[1]
-    b.mkldnn.conv.fp32_precision, b.mkldnn.matmul.fp32_precision = saved[2], saved[3]
+    dm._restore_flags(saved)
 
 
 def test_fp32_precision_follows_the_flags(restore_flags: None) -> None:
@@ -252,3 +250,15 @@ def test_gpu_fingerprint_with_fake_cuda_and_nvml(monkeypatch: pytest.MonkeyPatch
 def test_gpu_fingerprint_is_empty_without_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert dm.gpu_fingerprint() == []
+
+
+def test_pin_keeps_torch_answering_its_matmul_precision(restore_flags: None) -> None:
+    # Setting cuBLAS's and oneDNN's fp32_precision flags by hand makes torch refuse get_float32_matmul_precision
+    # (which the GEMM peak probe reads): every benchmark row of a --fp32-precision tf32 run errored.
+    before = torch.get_float32_matmul_precision()
+    with dm.pin_fp32_precision("tf32"):
+        assert torch.get_float32_matmul_precision() == "high"
+        assert dm.fp32_precision("matmul", "cuda") == "tf32" and dm.fp32_precision("matmul", "cpu") == "tf32"
+    assert torch.get_float32_matmul_precision() == before
+    with dm.pin_fp32_precision("ieee"):
+        assert torch.get_float32_matmul_precision() == "highest"

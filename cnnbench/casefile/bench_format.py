@@ -73,6 +73,9 @@ class BenchmarkDefaultsSpec(SpecModel):
     memory_formats: list[MemoryFormat] | None = None
     modes: list[BenchMode] | None = None
     compile: list[bool] | None = None
+    autocast: list[bool] | None = None
+    cudnn_benchmark: bool | None = None
+    cold_cache: bool | None = None
     max_time_s: Annotated[float, Field(gt=0, le=MAX_BENCH_TIME_S)] | None = None
     min_replicates: Annotated[int, Field(ge=MIN_BENCH_REPLICATES, le=10_000)] | None = None
     target_rel_iqr: Annotated[float, Field(ge=0, le=1)] | None = None

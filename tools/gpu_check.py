@@ -3,7 +3,8 @@ dtype, float32 under both IEEE and TF32, the match: cpu cross-checks, and the GP
 and their markdown and HTML reports go to OUT_DIR; the last line printed is ``N passed, N failed``.
 
 Run: ``python tools/gpu_check.py OUT_DIR [--device cuda|cpu] [--limit-s 480]``. Unattended: every phase has
-its share of the time limit (a phase that overruns is killed and counted as one failure), nothing asks. With
+its time (what is left, less a reserve for the phases after it: a phase that overruns is killed, its finished
+rows kept, and counted as one failure), nothing asks. With
 ``--device cpu`` it runs the same phases on the CPU with gpu/bench_cpu.yaml, so it works end to end anywhere.
 Exit 0 when nothing failed, 1 otherwise, 2 on bad arguments.
 """
@@ -23,8 +24,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 #: Dense fp16/bf16 tensor-core peaks (FLOP/s, no sparsity) of the GPUs the note reports against.
 DENSE_HALF_PEAK = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12}
-#: Share of the remaining time limit each phase may use (the rest is slack for the reports).
-SHARES = {"numerics": 0.30, "float32-ieee": 0.10, "float32-tf32": 0.10, "bench": 0.45}
+#: Each phase's expected share of the limit; a phase may use what is left less RESERVE of the later phases'
+#: shares, so time an early phase does not need goes to the later ones and a slow one can borrow.
+SHARES = {"numerics": 0.35, "float32-ieee": 0.15, "float32-tf32": 0.15, "bench": 0.30}
+RESERVE = 0.6
+#: Seconds kept back for the reports and the summary after the last phase.
+TAIL_S = 15.0
 FAILING = ("failed", "error")
 
 
@@ -47,9 +52,13 @@ def _cnnbench(*args: str, timeout: float | None = None) -> subprocess.CompletedP
 def _phases(device: str, store: Path, cases: str, bench: str) -> list[Phase]:
     # On an accelerator each variant runs in a worker: a GPU error that poisons the context costs one row.
     common = ["--reports", str(store), "--device", device, *(["--isolate"] if device != "cpu" else [])]
+    # On the CPU torch's default float32 is IEEE (the next phase): the first phase runs the other dtypes only.
+    others = (
+        [] if device != "cpu" else [a for d in ("float64", "float16", "bfloat16") for a in ("--dtype", d)]
+    )
     return [
         # Every case file in every dtype it lists, with torch's default flags (TF32 convolutions on CUDA).
-        Phase("numerics", ["run", cases, "--kind", "check", *common]),
+        Phase("numerics", ["run", cases, "--kind", "check", *others, *common]),
         Phase("float32-ieee", ["run", cases, "--kind", "check", "--dtype", "float32", "--fp32-precision",
                                "ieee", *common]),
         Phase("float32-tf32", ["run", cases, "--kind", "check", "--dtype", "float32", "--fp32-precision",
@@ -191,10 +200,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"gpu-check on {args.device} ({name}), limit {args.limit_s:.0f} s, into {out}", flush=True)
     phases = _phases(args.device, store, args.cases, bench)
-    for phase in phases:
-        left = args.limit_s - (time.perf_counter() - started)
-        share = SHARES[phase.name] / sum(SHARES[p.name] for p in phases[phases.index(phase) :])
-        _run_phase(phase, store, left * share, out)
+    for i, phase in enumerate(phases):
+        left = args.limit_s - TAIL_S - (time.perf_counter() - started)
+        reserve = RESERVE * args.limit_s * sum(SHARES[p.name] for p in phases[i + 1 :])
+        _run_phase(phase, store, left - reserve, out)
     passed = sum(p.counts["passed"] for p in phases)
     failed = sum(sum(p.counts[s] for s in FAILING) for p in phases)
     failed += sum(1 for p in phases if p.timed_out or p.rc not in (0, 1))

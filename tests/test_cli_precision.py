@@ -9,6 +9,8 @@ from pathlib import Path
 
 from test_cli import cnnbench
 
+from cnnbench.device import available
+
 CASES = """
 defaults: {devices: [cpu, accelerator], dtypes: [float32, float16]}
 cases:
@@ -41,9 +43,11 @@ def test_fp32_precision_is_pinned_recorded_and_reported(
     assert rows["conv[cpu-float32]"]["compute_precision"] == "tf32"  # oneDNN's flag, pinned
     assert rows["relu[cpu-float32]"]["compute_precision"] == "ieee"  # elementwise: no flag applies
     assert rows["conv[cpu-float16]"]["compute_precision"] == "float16"
-    if "accelerator" not in proc.stdout:
-        skipped = rows["conv[accelerator-float32]"]
-        assert skipped["status"] == "skipped" or skipped["compute_precision"] == "tf32"
+    accel = rows["conv[accelerator-float32]"]
+    if available() == ["cpu"]:
+        assert accel["status"] == "skipped" and "no accelerator" in str(accel["reason"])
+    else:
+        assert accel["status"] == "passed" and accel["compute_precision"] == "tf32"
     (run_dir,) = (tmp_path / "reports" / "runs").iterdir()
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["options"]["fp32_precision"] == "tf32"

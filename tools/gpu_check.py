@@ -162,8 +162,8 @@ def _throughput(phases: list[Phase], gpu_name: str) -> list[str]:
         m = row.get("metrics") or {}
         ips, gflops = m.get("samples_per_s"), m.get("gflops")
         share = f"{100 * gflops * 1e9 / peak:.1f} %" if peak and gflops and row["dtype"] != "float32" else "-"
-        shown_ips = f"{ips:.0f}" if isinstance(ips, int | float) else "-"
-        shown_tf = f"{gflops / 1e3:.1f}" if isinstance(gflops, int | float) else "-"
+        shown_ips = f"{ips:.4g}" if isinstance(ips, int | float) else "-"
+        shown_tf = f"{gflops / 1e3:.3g}" if isinstance(gflops, int | float) else "-"
         lines.append(f"| {row['variant_id']} | {row['status']} | {shown_ips} | {shown_tf} | {share} |")
     return lines
 

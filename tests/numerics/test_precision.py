@@ -224,3 +224,30 @@ def test_compute_precision_per_dtype_and_flags(monkeypatch: pytest.MonkeyPatch) 
         assert variant_compute_precision(cuda) == "ieee"
     with device_module.pin_fp32_precision("tf32"):
         assert variant_compute_precision(cuda) == "tf32"
+
+
+LITERAL = """
+defaults: {devices: [cpu], dtypes: [float32]}
+cases:
+  - id: lit
+    op: conv2d
+    inputs: {input: [[[[2.0]]]], weight: [[[[3.0]]]]}
+    expect: {output: [[[[6.0]]]]}
+"""
+
+
+def test_repro_script_pins_the_compute_precision() -> None:
+    from cnnbench.numerics.repro import repro_snippet
+
+    variant = _variant(LITERAL)
+    assert "fp32_precision" not in repro_snippet(variant)
+    script = repro_snippet(variant, {"status": "failed", "message": "m", "compute_precision": "tf32"})
+    assert "torch.backends.cudnn.conv.fp32_precision = 'tf32'" in script
+    assert "torch.set_float32_matmul_precision('high')" in script
+    pinned = _variant(LITERAL.replace("expect:", "fp32_precision: ieee\n    expect:"))
+    assert "torch.set_float32_matmul_precision('highest')" in repro_snippet(pinned)
+    import subprocess
+    import sys
+
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert ran.returncode == 0 and "reproduces as expected" in ran.stdout, ran.stderr

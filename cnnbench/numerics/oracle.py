@@ -194,7 +194,8 @@ def _term_norm(op: str, args: dict[str, Any], positional: Sequence[np.ndarray | 
     if x is None or w is None:
         return None
     squares = np.asarray(REFERENCES[op](np.square(x), np.square(w), None, **args))
-    return float(np.sqrt(squares.max())) if squares.size else 0.0
+    finite = squares[np.isfinite(squares)]  # non-finite inputs are judged by their own rules, not this term
+    return float(np.sqrt(finite.max())) if finite.size else 0.0
 
 
 def _precision_terms(variant: Variant, op: str, ref: _Reference | None) -> tuple[str | None, float | None]:

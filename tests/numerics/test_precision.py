@@ -251,3 +251,13 @@ def test_repro_script_pins_the_compute_precision() -> None:
 
     ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert ran.returncode == 0 and "reproduces as expected" in ran.stdout, ran.stderr
+
+
+def test_term_norm_ignores_non_finite_products() -> None:
+    import numpy as np
+
+    x = np.ones((1, 1, 2, 2))
+    x[0, 0, 0, 0] = np.inf
+    norm = oracle._term_norm("conv2d", {}, [x, np.full((1, 1, 1, 1), 2.0)])
+    assert norm == 2.0  # the three finite products |1 * 2|
+    assert oracle._term_norm("relu", {}, [x]) is None

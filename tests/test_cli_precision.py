@@ -88,3 +88,23 @@ def test_unknown_device_flag_names_this_machines_devices(
     proc = cnnbench("run", "cases/", "--device", "tpu", cwd=tmp_path)
     assert proc.returncode == 2
     assert "--device tpu: unknown device" in proc.stderr and "this machine has: cpu" in proc.stderr
+
+
+def test_an_in_process_run_gives_the_flags_back(write_case: Callable[..., Path], tmp_path: Path) -> None:
+    import os
+
+    import torch
+
+    from cnnbench.cli import main
+    from cnnbench.numerics.precision import FP32_PRECISION_ENV
+
+    path = write_case(CASES, "cases/a.yaml")
+    before = (torch.backends.mkldnn.conv.fp32_precision, torch.get_float32_matmul_precision())  # type: ignore[attr-defined]
+    assert FP32_PRECISION_ENV not in os.environ
+    rc = main(
+        ["run", str(path), "--fp32-precision", "tf32", "--device", "cpu", "--reports", str(tmp_path / "r")]
+    )
+    assert rc == 0
+    assert FP32_PRECISION_ENV not in os.environ
+    after = (torch.backends.mkldnn.conv.fp32_precision, torch.get_float32_matmul_precision())  # type: ignore[attr-defined]
+    assert after == before

@@ -124,15 +124,26 @@ class RunOptions:
         }
 
 
-def _pin_fp32_precision(mode: str | None) -> None:
-    """Set the run's --fp32-precision flags here, and in the environment every worker inherits."""
+def _pin_fp32_precision(mode: str | None) -> Callable[[], None]:
+    """Set the run's --fp32-precision flags here, and in the environment every worker inherits; returns what
+    undoes both when the run ends (an in-process caller, a test, gets its flags back)."""
     if mode in (None, "default"):
-        return
+        return lambda: None
     from cnnbench import device
     from cnnbench.numerics.precision import FP32_PRECISION_ENV
 
+    saved_env, saved_flags = os.environ.get(FP32_PRECISION_ENV), device._current_flags()
     os.environ[FP32_PRECISION_ENV] = str(mode)
     device.set_fp32_precision(mode)
+
+    def undo() -> None:
+        if saved_env is None:
+            os.environ.pop(FP32_PRECISION_ENV, None)
+        else:
+            os.environ[FP32_PRECISION_ENV] = saved_env
+        device._restore_flags(saved_flags)
+
+    return undo
 
 
 def _tuple(value: Any) -> tuple[str, ...] | None:
@@ -223,7 +234,7 @@ class RunSession:
 
         # Before the environment is captured, so that it records the count and the precision flags in force.
         set_threads(self.options.threads)
-        _pin_fp32_precision(self.options.fp32_precision)
+        self._unpin = _pin_fp32_precision(self.options.fp32_precision)
         return {
             **self.options.meta(),
             "case_files_hash": case_files_hash(self.options.paths),
@@ -291,6 +302,7 @@ class RunSession:
             if writer is not None:
                 writer.close(complete=complete)
             signals.restore()
+            getattr(self, "_unpin", lambda: None)()
         run = Run(
             path=writer.path if writer else Path("."),
             meta={**meta, "run_id": writer.run_id if writer else "unsaved", "complete": complete},

@@ -133,6 +133,7 @@ def _run_options(resume: Any, given: dict[str, Any]) -> Any:
         threads=given["threads"],
         max_time_per_case=given["max_time_per_case"],
         reprobe=bool(given.get("reprobe")),
+        fp32_precision=given["fp32_precision"],
     )
 
 
@@ -153,6 +154,7 @@ def cmd_run(
     threads: int | None = None,
     max_time_per_case: float | None = None,
     reprobe: bool = False,
+    fp32_precision: str | None = None,
     out: Console | None = None,
 ) -> int:
     """Run every selected variant, store the run, print the summary; exit 1 if any failed or errored.
@@ -185,6 +187,7 @@ def cmd_run(
             "threads": threads,
             "max_time_per_case": max_time_per_case,
             "reprobe": reprobe or None,
+            "fp32_precision": fp32_precision,
         },
     )
     out = out or Console(highlight=False)
@@ -532,6 +535,12 @@ def _add_run(sub: Any, p: dict[str, argparse.ArgumentParser]) -> None:
         help="torch intra-op threads for the whole run (default: torch's own; recorded either way)",
     )
     run.add_argument(
+        "--fp32-precision",
+        choices=("ieee", "tf32", "default"),
+        help="pin float32 convolutions and matmuls to IEEE or TF32 for the run (default: torch's flags); "
+        "recorded in the run and in every row's compute_precision",
+    )
+    run.add_argument(
         "--max-time-per-case",
         type=_time_per_case,
         metavar="SECONDS",
@@ -668,6 +677,15 @@ _COMMANDS: dict[str, Callable[..., int]] = {
 }
 
 
+def _print_devices_here(exc: CnnbenchError, err: Console) -> None:
+    """After an unknown-device error, the devices this machine has (and accelerator, for any of them)."""
+    if "unknown device" not in str(exc):
+        return
+    from cnnbench.environment import available_devices
+
+    err.print(f"this machine has: {', '.join(available_devices())} (accelerator: whichever it has)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse, dispatch, and turn every user-facing error into a message and exit 2."""
     try:
@@ -681,11 +699,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CaseFileError as exc:
         for e in exc.errors:
             err.print(f"[red]error[/]: {escape(str(e))}", soft_wrap=True)
+        _print_devices_here(exc, err)
         n = len(exc.errors)
         err.print(f"{n} error{'s' if n != 1 else ''} in case files", style="bold red")
         return EXIT_USAGE
     except CnnbenchError as exc:
         err.print(f"[red]error[/]: {escape(str(exc))}", soft_wrap=True)
+        _print_devices_here(exc, err)
         return exc.exit_code
     except BrokenPipeError:
         return EXIT_OK

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from cnnbench import device as device_module
 from cnnbench.bench.timing import measure
 
 __all__ = [
@@ -199,6 +200,8 @@ def gemm_flops(device: str, dtype: torch.dtype, shape: Sequence[int], *, max_tim
     if min(m, n, k) < 1:
         raise ValueError(f"GEMM sizes must be >= 1, got {shape}")
     dev = torch.device(device)
+    if not device_module.is_available(str(dev)):
+        raise RuntimeError(f"cannot probe {dev}: {dev.type.upper()} is not available")
     with torch.no_grad():
         a = torch.randn(m, k, device=dev).to(dtype)
         b = torch.randn(k, n, device=dev).to(dtype)

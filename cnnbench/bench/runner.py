@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnbench import device as device_module
 from cnnbench.bench.flops import model_flops, param_count
 from cnnbench.bench.memory import cpu_peak_rss_bytes, peak_memory_bytes
 from cnnbench.bench.models import TORCHVISION_MODELS
@@ -24,12 +25,15 @@ from cnnbench.casefile.variants import BenchVariant, expand_benchmarks
 from cnnbench.environment import device_available
 from cnnbench.errors import CnnbenchError
 from cnnbench.numerics.runner import base_result, describe_exception
+from cnnbench.ops.catalog import module_op
+from cnnbench.ops.precision import math_kind, math_kind_of
 from cnnbench.store.result import Result
 
 __all__ = [
     "CHECK_THRESHOLDS",
     "ReferenceCheck",
     "Timing",
+    "bench_compute_precision",
     "check_against_reference",
     "count_variant_flops",
     "measure_variant",
@@ -79,6 +83,7 @@ def measure_variant(step: Callable[[], object], variant: BenchVariant) -> Measur
         min_replicates=spec.min_replicates,
         max_time_s=variant.time_budget_s,
         target_rel_iqr=spec.target_rel_iqr,
+        cold_cache=spec.cold_cache and device_module.event_pair(variant.device) is not None,
     )
 
 
@@ -119,7 +124,9 @@ def _reference_output(variant: BenchVariant) -> torch.Tensor:
     """The float32 contiguous eager output of the variant's benchmark at its batch and device (cached)."""
     key = (variant.case.file, variant.case.id, variant.device, variant.batch)
     if key not in _REFERENCES:
-        workload = build_workload(variant, dtype="float32", memory_format="contiguous", mode="inference")
+        workload = build_workload(
+            variant, dtype="float32", memory_format="contiguous", mode="inference", autocast=False
+        )
         reference = first_tensor(workload.forward()).detach().float()
         _REFERENCES[key] = reference
         while len(_REFERENCES) > _REFERENCE_CACHE_SIZE:
@@ -129,7 +136,28 @@ def _reference_output(variant: BenchVariant) -> torch.Tensor:
 
 
 def _is_reference(variant: BenchVariant) -> bool:
-    return variant.dtype == "float32" and variant.memory_format == "contiguous" and not variant.compile
+    return (
+        variant.dtype == "float32"
+        and variant.memory_format == "contiguous"
+        and not variant.compile
+        and not variant.autocast
+    )
+
+
+def bench_compute_precision(variant: BenchVariant) -> str:
+    """What a benchmark row computes in: its dtype for half types and autocast, else the float32 flags'
+    precision of its convolutions (a model: convolutions) or matmuls on its device."""
+    if variant.dtype != "float32":
+        return variant.dtype
+    spec = variant.case.spec
+    if spec.model is not None:
+        kind = "conv"
+    elif spec.op is not None:
+        kind = math_kind(spec.op)
+    else:
+        modules = [layer.module for layer in spec.layers] if spec.layers is not None else [spec.module]
+        kind = math_kind_of(module_op(m) for m in modules)
+    return device_module.compute_precision("float32", kind, variant.device)
 
 
 def _top1(out: torch.Tensor, ref: torch.Tensor, near_tie: float) -> tuple[float, list[str]]:
@@ -192,6 +220,7 @@ def _base_result(variant: BenchVariant) -> Result:
         "mode": variant.mode,
         "memory_format": variant.memory_format,
         "compile": variant.compile,
+        "autocast": variant.autocast,
     }
     return result
 
@@ -277,7 +306,13 @@ def run_benchmark(variant: BenchVariant, timing: Timing | None = None) -> Result
         result.status, result.reason = "skipped", reason
         return result
     metrics = result.metrics
+    benchmark_flag = torch.backends.cudnn.benchmark
     try:
+        # cuDNN autotuning per row (what training scripts set); the warm-up covers its first-call search.
+        torch.backends.cudnn.benchmark = variant.case.spec.cudnn_benchmark
+        metrics["cudnn_benchmark"] = variant.case.spec.cudnn_benchmark
+        metrics["cold_cache"] = variant.case.spec.cold_cache
+        result.compute_precision = bench_compute_precision(variant)
         workload = build_workload(variant)
         module = workload.module
         metrics["params"] = param_count(module) if module is not None else 0
@@ -317,8 +352,12 @@ def run_benchmark(variant: BenchVariant, timing: Timing | None = None) -> Result
         raise
     except BaseException as exc:
         result.status, result.message = "error", describe_exception(exc)
+        if device_module.context_poisoned(exc):
+            metrics["context_poisoned"] = True
     else:
         result.status = "failed" if problems else "passed"
         result.message = "\n".join(problems)
+    finally:
+        torch.backends.cudnn.benchmark = benchmark_flag
     result.duration_s = time.perf_counter() - start
     return result

@@ -278,6 +278,12 @@ class CaseSpec(SpecModel):
     ] = None
     max_cases: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     exclude: list[ExcludeSpec] | None = None
+    fp32_precision: Annotated[
+        Literal["ieee", "tf32", "default"] | None,
+        Field(
+            description="pin float32 convolutions and matmuls to IEEE or TF32 (default: the flags in force)"
+        ),
+    ] = None
     # The oracle keys (docs/case-format.md, "Independent oracles"); validated against the keys above.
     fill: Annotated[
         Literal["exact"] | None,
@@ -346,6 +352,8 @@ class CaseSpec(SpecModel):
             data.get("state") or {},
             data.get("mode") or "eval",
             data["dtypes"],
+            data.get("devices") or (),
+            data.get("fp32_precision"),
         )
         return value
 

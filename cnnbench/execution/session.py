@@ -56,6 +56,8 @@ class RunOptions:
     """Every benchmark's time budget in seconds (None: each benchmark's max_time_s)."""
     reprobe: bool = False
     """Measure the machine's ceilings again instead of reusing the stored ones (``--reprobe``)."""
+    fp32_precision: str | None = None
+    """ieee or tf32: float32 convs and matmuls pinned for the run (None or default: torch's flags)."""
 
     def __post_init__(self) -> None:
         if not self.paths:
@@ -68,6 +70,8 @@ class RunOptions:
         if limit is not None and not 0 < limit <= MAX_TIME_PER_CASE_S:
             raise UsageError(f"--max-time-per-case {limit}: expected seconds in (0, {MAX_TIME_PER_CASE_S:g}]")
         check_filters(self.devices, self.dtypes, self.kind)
+        if self.fp32_precision not in (None, "default", "ieee", "tf32"):
+            raise UsageError(f"--fp32-precision {self.fp32_precision}: expected ieee, tf32 or default")
         if self.timeout is not None and not self.isolate:
             object.__setattr__(self, "isolate", True)
 
@@ -88,6 +92,7 @@ class RunOptions:
             "max_case_bytes": resolve_budget(stored.get("max_case_bytes")),
             "threads": stored.get("threads"),
             "max_time_per_case": stored.get("max_time_per_case"),
+            "fp32_precision": stored.get("fp32_precision"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "max_case_bytes" in overrides and overrides["max_case_bytes"] is not None:
@@ -117,8 +122,31 @@ class RunOptions:
                     else {}
                 ),
                 **({"reprobe": True} if self.reprobe else {}),
+                **({"fp32_precision": self.fp32_precision} if self.fp32_precision is not None else {}),
             },
         }
+
+
+def _pin_fp32_precision(mode: str | None) -> Callable[[], None]:
+    """Set the run's --fp32-precision flags here, and in the environment every worker inherits; returns what
+    undoes both when the run ends (an in-process caller, a test, gets its flags back)."""
+    if mode in (None, "default"):
+        return lambda: None
+    from cnnbench import device
+    from cnnbench.numerics.precision import FP32_PRECISION_ENV
+
+    saved_env, saved_flags = os.environ.get(FP32_PRECISION_ENV), device._current_flags()
+    os.environ[FP32_PRECISION_ENV] = str(mode)
+    device.set_fp32_precision(mode)
+
+    def undo() -> None:
+        if saved_env is None:
+            os.environ.pop(FP32_PRECISION_ENV, None)
+        else:
+            os.environ[FP32_PRECISION_ENV] = saved_env
+        device._restore_flags(saved_flags)
+
+    return undo
 
 
 def _tuple(value: Any) -> tuple[str, ...] | None:
@@ -207,8 +235,9 @@ class RunSession:
         from cnnbench.bench.timing import set_threads
         from cnnbench.environment import capture_environment
 
-        # Before the environment is captured, so that it records the count in force.
+        # Before the environment is captured, so that it records the count and the precision flags in force.
         set_threads(self.options.threads)
+        self._unpin = _pin_fp32_precision(self.options.fp32_precision)
         return {
             **self.options.meta(),
             "case_files_hash": case_files_hash(self.options.paths),
@@ -277,6 +306,7 @@ class RunSession:
             if writer is not None:
                 writer.close(complete=complete)
             signals.restore()
+            getattr(self, "_unpin", lambda: None)()
         run = Run(
             path=writer.path if writer else Path("."),
             meta={**meta, "run_id": writer.run_id if writer else "unsaved", "complete": complete},

@@ -22,6 +22,7 @@ from cnnbench.casefile.tensors import tensor_args
 from cnnbench.casefile.variants import Variant
 from cnnbench.numerics.checks import Check, check_close
 from cnnbench.numerics.fill import make_tensor
+from cnnbench.numerics.precision import variant_compute_precision
 from cnnbench.numerics.subject import (
     Builder,
     Subject,
@@ -40,7 +41,7 @@ from cnnbench.ops.lowering import (
     spatial_dims,
 )
 from cnnbench.ops.modelled import NOT_PASSED
-from cnnbench.ops.precision import UNIT_ROUNDOFF
+from cnnbench.ops.precision import UNIT_ROUNDOFF, math_kind, narrows
 from cnnbench.store.result import Result
 
 __all__ = [
@@ -183,15 +184,48 @@ def _reference(spec: CaseSpec, build: Builder) -> _Reference:
 
 
 def _tolerance(
-    spec: CaseSpec, plan: ExactPlan | None, op: str, dtype: str, k: int, scale: float, input_scale: float
+    spec: CaseSpec,
+    plan: ExactPlan | None,
+    op: str,
+    dtype: str,
+    k: int,
+    scale: float,
+    input_scale: float,
+    compute_precision: str | None = None,
+    term_norm: float | None = None,
 ) -> Tolerance:
     if dtype not in UNIT_ROUNDOFF:
         return ZERO
     if plan is not None and plan.zero_tolerance:
         base = ZERO
     else:
-        base = reference_tolerance(op, dtype, k, scale, input_scale)
+        base = reference_tolerance(
+            op, dtype, k, scale, input_scale, compute_precision=compute_precision, term_norm=term_norm
+        )
     return with_override(base, dtype, spec.tolerance)
+
+
+def _term_norm(op: str, args: dict[str, Any], positional: Sequence[np.ndarray | None]) -> float | None:
+    """The largest 2-norm of one output element's products |a_i w_i| of a convolution or linear call: the
+    op applied in float64 to the squared input and weight (no bias), square-rooted; None for other ops."""
+    from cnnbench.numerics.reference import REFERENCES
+
+    if math_kind(op) == "none" or op not in REFERENCES or len(positional) < 2:
+        return None
+    x, w = positional[0], positional[1]
+    if x is None or w is None:
+        return None
+    squares = np.asarray(REFERENCES[op](np.square(x), np.square(w), None, **args))
+    finite = squares[np.isfinite(squares)]  # non-finite inputs are judged by their own rules, not this term
+    return float(np.sqrt(finite.max())) if finite.size else 0.0
+
+
+def _precision_terms(variant: Variant, op: str, ref: _Reference | None) -> tuple[str | None, float | None]:
+    """The variant's compute precision, and its term norm where that precision narrows the dtype."""
+    precision = variant_compute_precision(variant)
+    if ref is None or not narrows(variant.dtype, precision):
+        return precision, None
+    return precision, _term_norm(op, ref.args, ref.positional)
 
 
 def mistrust(expected: np.ndarray | torch.Tensor) -> str:
@@ -312,6 +346,9 @@ def _reference_checks(
         result.metrics["reduction_length"] = ref.k
         if plan is not None and plan.nonzeros is not None:
             result.metrics["exact_nonzeros"] = plan.nonzeros
+    precision, term_norm = _precision_terms(variant, ref.op, ref)
+    if result is not None and term_norm is not None:
+        result.metrics["term_norm"] = term_norm
     got_all = _outputs(out)
     if len(got_all) != len(ref.outputs):
         return [
@@ -331,7 +368,7 @@ def _reference_checks(
             )
         else:
             scale = finite_scale(want)
-            tol = _tolerance(spec, plan, ref.op, dtype, ref.k, scale, ref.input_scale)
+            tol = _tolerance(spec, plan, ref.op, dtype, ref.k, scale, ref.input_scale, precision, term_norm)
             check = check_close(label, got, torch.from_numpy(want), tol)
             tol64 = _tolerance(spec, None, ref.op, "float64", ref.k, scale, ref.input_scale)
             check = _diagnose(check, got, want, dtype, build, tol64, result)
@@ -413,7 +450,13 @@ def _grad_reference_checks(variant: Variant, build: Builder, result: Result | No
         k = lengths.get(name, lengths.get("input", 1))
         tol = with_override(
             reference_tolerance(
-                ref.op, dtype, k, scale, ref.input_scale * max(scale, 1.0), exact_data_movement=False
+                ref.op,
+                dtype,
+                k,
+                scale,
+                ref.input_scale * max(scale, 1.0),
+                exact_data_movement=False,
+                compute_precision=variant_compute_precision(variant),
             ),
             dtype,
             spec.tolerance,
@@ -459,10 +502,21 @@ def _gradcheck(variant: Variant, build: Builder) -> Check:
     return Check(True)
 
 
-def _agree(label: str, got: Any, want: Any, spec: CaseSpec, dtype: str, subject: Subject) -> list[Check]:
-    """Two torch results of the same case: equal within the dtype's scaled tolerance (zero with exact fill)."""
+def _agree(
+    label: str, got: Any, want: Any, variant: Variant, subject: Subject, build: Builder
+) -> list[Check]:
+    """Two torch results of the same case: equal within the dtype's scaled tolerance (zero with exact fill),
+    widened for the variant's compute precision where it narrows the dtype (TF32 against the CPU's IEEE)."""
+    spec, dtype = variant.case.spec, variant.dtype
     plan = exact_plan(spec, dtype)
     op, k = _call_length(spec, subject)
+    precision, term_norm = variant_compute_precision(variant), None
+    if narrows(dtype, precision) and (spec.op is not None or spec.module is not None):
+        try:
+            ref_op, ref_args, tensors, _ = _reference_call(spec, build("cpu", "float64", "contiguous"))
+            term_norm = _term_norm(ref_op, ref_args, [_numpy(t) for t in tensors])
+        except (ValueError, TypeError, KeyError):
+            term_norm = None
     got_all, want_all = _outputs(got), _outputs(want)
     if len(got_all) != len(want_all):
         return [Check(False, f"{label}: {len(got_all)} outputs against {len(want_all)}")]
@@ -476,7 +530,7 @@ def _agree(label: str, got: Any, want: Any, spec: CaseSpec, dtype: str, subject:
             checks.append(check_close(name, g, w_cpu, ZERO))
             continue
         scale = finite_scale(w_cpu.to(torch.float64).numpy())
-        tol = _tolerance(spec, plan, op, dtype, k, scale, scale)
+        tol = _tolerance(spec, plan, op, dtype, k, scale, scale, precision, term_norm)
         checks.append(_trusted(check_close(name, g, w_cpu, tol), name, w_cpu, spec))
     return checks
 
@@ -536,14 +590,12 @@ def oracle_checks(
         checks.append(_gradcheck(variant, build))
     if expect.match == "cpu" and variant.device.split(":")[0] != "cpu":
         cpu_out = _run(build("cpu", variant.dtype, variant.memory_format))
-        checks.extend(_agree("match cpu", out, cpu_out, spec, variant.dtype, subject))
+        checks.extend(_agree("match cpu", out, cpu_out, variant, subject, build))
     if variant.memory_format != "contiguous":
         if result is not None:
             result.metrics["memory_format"] = variant.memory_format
         base = _run(build(variant.device, variant.dtype, "contiguous"))
-        checks.extend(
-            _agree(f"{variant.memory_format} vs contiguous", out, base, spec, variant.dtype, subject)
-        )
+        checks.extend(_agree(f"{variant.memory_format} vs contiguous", out, base, variant, subject, build))
     if expect.deterministic:
         again = _run(build(variant.device, variant.dtype, variant.memory_format))
         checks.append(_bitwise("deterministic", out, again))

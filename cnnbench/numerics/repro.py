@@ -485,6 +485,25 @@ def _outcome_lines(spec: CaseSpec, lines: list[str], build: list[str]) -> None:
     _expectations(spec, lines)
 
 
+#: torch.set_float32_matmul_precision's name of each pinned float32 precision.
+_MATMUL_PRECISION = {"ieee": "highest", "tf32": "high"}
+
+
+def _precision_lines(variant: Variant, stored: dict[str, Any] | None) -> list[str]:
+    """Pin torch's float32 conv and matmul precision as the variant ran: its case's fp32_precision, else the
+    stored row's compute_precision (ieee or tf32)."""
+    pinned = variant.case.spec.fp32_precision
+    mode = pinned if pinned in _MATMUL_PRECISION else (stored or {}).get("compute_precision")
+    if variant.dtype != "float32" or mode not in _MATMUL_PRECISION:
+        return []
+    return [
+        f"# float32 convolutions and matmuls computed in {mode} (cnnbench's compute_precision): pin the flags.",
+        f"torch.backends.cudnn.conv.fp32_precision = {mode!r}",
+        f"torch.backends.mkldnn.conv.fp32_precision = {mode!r}",
+        f"torch.set_float32_matmul_precision({_MATMUL_PRECISION[mode]!r})",
+    ]
+
+
 def repro_snippet(variant: Variant, stored: dict[str, Any] | None = None) -> str:
     """A Python script (plain torch, no cnnbench) that reproduces the variant; it raises if the result is wrong.
 
@@ -498,6 +517,7 @@ def repro_snippet(variant: Variant, stored: dict[str, Any] | None = None) -> str
         *_header(variant, stored, oracles),
         _PRELUDE.format(device=variant.device, dtype=variant.dtype, tolerances=tol_text).rstrip(),
     ]
+    lines += _precision_lines(variant, stored)
     if spec.op is None:
         lines.append(_STATE_HELPER.rstrip())
     lines += _input_lines(variant)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import re
@@ -14,6 +15,7 @@ import torch
 from pydantic import TypeAdapter
 from torch import nn
 
+from cnnbench import device as device_module
 from cnnbench.casefile.case_shape import judge_output_shape
 from cnnbench.casefile.format import CaseSpec, ExpectSpec
 from cnnbench.casefile.tensors import TensorSpec
@@ -34,6 +36,7 @@ from cnnbench.numerics.build import (
 from cnnbench.numerics.checks import Check, check_close, check_shape
 from cnnbench.numerics.fill import make_tensor
 from cnnbench.numerics.oracle import oracle_checks, skip_reason
+from cnnbench.numerics.precision import pin_for, variant_compute_precision
 from cnnbench.numerics.subject import Subject, case_inputs, fill_parameters, to_memory_format
 from cnnbench.numerics.tolerance import tolerance_for
 from cnnbench.numerics.training import train
@@ -129,7 +132,7 @@ def _check_error(build: Callable[[], Subject], expect: ExpectSpec) -> Check:
     return Check(False, f"expected {want}, but the call returned normally")
 
 
-def _check_output(out: Any, expected: Any, spec: CaseSpec) -> list[Check]:
+def _check_output(out: Any, expected: Any, spec: CaseSpec, precision: str | None = None) -> list[Check]:
     if isinstance(out, tuple | list) and not isinstance(out, torch.Tensor):
         if not isinstance(expected, list) or len(expected) != len(out):
             n = len(expected) if isinstance(expected, list) else 1
@@ -137,16 +140,16 @@ def _check_output(out: Any, expected: Any, spec: CaseSpec) -> list[Check]:
         checks = []
         for i, (got, exp) in enumerate(zip(out, expected, strict=True)):
             if exp is not None:
-                checks.append(_compare(f"output[{i}]", got, exp, spec))
+                checks.append(_compare(f"output[{i}]", got, exp, spec, precision))
         return checks
-    return [_compare("output", out, expected, spec)]
+    return [_compare("output", out, expected, spec, precision)]
 
 
-def _compare(label: str, got: Any, expected: Any, spec: CaseSpec) -> Check:
+def _compare(label: str, got: Any, expected: Any, spec: CaseSpec, precision: str | None = None) -> Check:
     if not isinstance(got, torch.Tensor):
         return Check(False, f"{label}: expected a tensor, got {type(got).__name__}")
     want = _expected_tensor(expected)
-    return check_close(label, got, want, tolerance_for(_dtype_name(got.dtype), spec.tolerance))
+    return check_close(label, got, want, tolerance_for(_dtype_name(got.dtype), spec.tolerance, precision))
 
 
 def _shapes(out: Any) -> list[list[int]]:
@@ -240,7 +243,7 @@ def _execute(variant: Variant, result: Result | None = None) -> list[Check]:
     if expect.layer_shapes is None and out is not None:
         checks.extend(_check_arithmetic_shape(spec, out))
     if expect.output is not None:
-        checks.extend(_check_output(out, expect.output, spec))
+        checks.extend(_check_output(out, expect.output, spec, variant_compute_precision(variant)))
     if expect.shape is not None:
         checks.extend(_check_shape_expect(out, expect.shape))
     if expect.dtype is not None:
@@ -305,18 +308,26 @@ def run_check(variant: Variant) -> Result:
         result.status, result.reason = "skipped", skip.reason
         return result
     if not device_available(variant.device):
-        result.status, result.reason = "skipped", f"device {variant.device} is not available"
+        result.status, result.reason = "skipped", _unavailable(variant.device)
         return result
+    concrete = device_module.resolve(variant.device) or variant.device
+    if concrete != variant.device:
+        result.metrics["resolved_device"] = concrete
+        variant = dataclasses.replace(variant, device=concrete)
     oracle_skip = skip_reason(variant)
     if oracle_skip is not None:
         result.status, result.reason = "skipped", oracle_skip
         return result
     try:
-        checks = _execute(variant, result)
+        with device_module.pin_fp32_precision(pin_for(variant.case.spec)):
+            result.compute_precision = variant_compute_precision(variant)
+            checks = _execute(variant, result)
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:
         result.status, result.message = "error", describe_exception(exc)
+        if device_module.context_poisoned(exc):
+            result.metrics["context_poisoned"] = True
     else:
         failed = [c for c in checks if not c.passed]
         untrusted = [c.mistrust for c in checks if c.mistrust]
@@ -327,6 +338,12 @@ def run_check(variant: Variant) -> Result:
         _record_errors(result, checks)
     result.duration_s = time.perf_counter() - start
     return apply_xfail(result, variant)
+
+
+def _unavailable(device: str) -> str:
+    if device.partition(":")[0] == device_module.ACCELERATOR:
+        return "no accelerator on this machine (torch.accelerator sees none)"
+    return f"device {device} is not available"
 
 
 def apply_xfail(result: Result, variant: Variant | BenchVariant) -> Result:

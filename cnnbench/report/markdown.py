@@ -61,7 +61,9 @@ def _failure(r: Result) -> list[str]:
     return [
         f"### {STATUS_ICONS.get(r.status, '')} `{r.variant_id}` — {r.status}",
         "",
-        f"{r.file}:{r.line}" + (f" · {r.source}" if r.source else ""),
+        f"{r.file}:{r.line}"
+        + (f" · {r.source}" if r.source else "")
+        + (f" · computed in {r.compute_precision}" if r.compute_precision else ""),
         "",
         "```",
         r.message.strip() or "(no message)",

@@ -211,7 +211,18 @@ def environment_line(meta: dict[str, Any]) -> str:
     ]
     if env.get("cuda_version"):
         parts.append(f"CUDA {env['cuda_version']}")
+    parts.extend(_precision_parts(env))
     return " · ".join(parts)
+
+
+def _precision_parts(env: dict[str, Any]) -> list[str]:
+    """The float32 conv/matmul compute precision per device type the run had (cnnbench.device's flags)."""
+    out = []
+    for kind in ("cpu", *(d for d in env.get("devices") or [] if d == "cuda")):
+        conv, matmul = env.get(f"conv_compute_precision_{kind}"), env.get(f"matmul_compute_precision_{kind}")
+        if conv or matmul:
+            out.append(f"float32 on {kind}: conv {conv or '?'}, matmul {matmul or '?'}")
+    return out
 
 
 assert set(STATUSES) == set(STATUS_ICONS)

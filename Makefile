@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.cnnbench-installed
 
-.PHONY: setup run test lint typecheck pytest clean
+.PHONY: setup run test lint typecheck pytest clean gpu-check
 
 setup: $(STAMP)
 
@@ -24,6 +24,11 @@ $(STAMP): pyproject.toml
 run: setup
 	@$(BIN)/cnnbench run cases/; status=$$?; \
 	  $(BIN)/cnnbench report --format markdown; exit $$status
+
+# The GPU check (README, "The GPU check"): sets up its own venv; OUT is where runs and reports go.
+OUT ?= reports/gpu-check
+gpu-check:
+	tools/gpu-check $(OUT) $(GPU_CHECK_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

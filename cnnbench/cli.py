@@ -23,12 +23,16 @@ __all__ = [
     "EXIT_USAGE",
     "build_parser",
     "cmd_compare",
+    "cmd_fuzz",
+    "cmd_import",
+    "cmd_ledger",
     "cmd_list",
     "cmd_merge",
     "cmd_report",
     "cmd_repro",
     "cmd_run",
     "cmd_schema",
+    "cmd_shrink",
     "cmd_submit",
     "cmd_validate",
     "main",
@@ -45,6 +49,7 @@ examples:
   cnnbench run cases/                       run every case, store the run, print the summary
   cnnbench report --format markdown         render the latest stored run
   cnnbench compare BASE NEW                 exit 1 when NEW regressed against BASE (a CI gate)
+  cnnbench ledger --format html -o l.html   budget used per op over every stored run, by environment
 """
 
 
@@ -129,6 +134,8 @@ def _run_options(resume: Any, given: dict[str, Any]) -> Any:
         threads=given["threads"],
         max_time_per_case=given["max_time_per_case"],
         workers=given["workers"],
+        reprobe=bool(given.get("reprobe")),
+        fp32_precision=given["fp32_precision"],
     )
 
 
@@ -149,6 +156,8 @@ def cmd_run(
     threads: int | None = None,
     max_time_per_case: float | None = None,
     workers: int | str | None = None,
+    reprobe: bool = False,
+    fp32_precision: str | None = None,
     out: Console | None = None,
 ) -> int:
     """Run every selected variant, store the run, print the summary; exit 1 if any failed or errored.
@@ -181,6 +190,8 @@ def cmd_run(
             "threads": threads,
             "max_time_per_case": max_time_per_case,
             "workers": workers,
+            "reprobe": reprobe or None,
+            "fp32_precision": fp32_precision,
         },
     )
     out = out or Console(highlight=False)
@@ -256,12 +267,17 @@ def cmd_compare(
     output: str | None = None,
     reports: str | None = None,
     out: Console | None = None,
+    max_budget_growth: float | None = None,
+    group_budget_growth: Sequence[str] | None = None,
 ) -> int:
     """Compare two stored runs; exit 1 if anything regressed (numerics or speed) that no accepted difference
-    covers. allowlist is the old name of accepted (read for one release, with a deprecation message)."""
+    covers. allowlist is the old name of accepted (read for one release, with a deprecation message).
+    max_budget_growth (and its GROUP=F overrides) makes a passing variant's budget used growing more than that
+    factor a regression; without it, numerics drift is shown but never fails."""
     from cnnbench.report.accepted import load_accepted, resolve_path
     from cnnbench.report.console import print_comparison
     from cnnbench.report.diff import Thresholds, compare_runs, parse_group_threshold
+    from cnnbench.report.drift import DriftLimits, parse_group_budget_growth
     from cnnbench.report.markdown import render_comparison_markdown
 
     if allowlist is not None:
@@ -278,12 +294,17 @@ def cmd_compare(
         noise_floor_ms=noise_floor_ms,
         p_threshold=p_threshold,
     )
+    limits = DriftLimits(
+        default=max_budget_growth,
+        groups=tuple(parse_group_budget_growth(g) for g in group_budget_growth or ()),
+    )
     store = _store(reports)
     comparison = compare_runs(
         store.load(base),
         store.load(new),
         thresholds,
         load_accepted(accepted_path) if accepted_path else None,
+        drift_limits=limits,
     )
     if fmt == "markdown":
         _write_output(render_comparison_markdown(comparison), output)
@@ -293,6 +314,21 @@ def cmd_compare(
     else:
         print_comparison(comparison, out or Console(highlight=False))
     return EXIT_FAILED if comparison.regressed else EXIT_OK
+
+
+def cmd_ledger(
+    runs: Sequence[str] = (),
+    fmt: str = "markdown",
+    output: str | None = None,
+    reports: str | None = None,
+) -> int:
+    """Print the numerics ledger: budget used per target x dtype x device over the runs (default: every run stored
+    under the reports folder), grouped by environment, as markdown or html."""
+    from cnnbench.report.ledger import build_ledger, load_runs, render_ledger_html, render_ledger_markdown
+
+    ledger = build_ledger(load_runs(runs, _reports_dir(reports)))
+    _write_output(render_ledger_html(ledger) if fmt == "html" else render_ledger_markdown(ledger), output)
+    return EXIT_OK
 
 
 def cmd_merge(
@@ -319,6 +355,54 @@ def cmd_merge(
         markup=False,
         soft_wrap=True,
     )
+    return EXIT_OK
+
+
+def cmd_fuzz(
+    targets: Sequence[str],
+    budget: float = 60.0,
+    examples: int | None = None,
+    device: str | None = None,
+    dtypes: Sequence[str] | None = None,
+    seed: int = 0,
+    output: str | None = None,
+    reports: str | None = None,
+    max_case_bytes: str | None = None,
+    out: Console | None = None,
+) -> int:
+    """Property-based fuzzing of the targets' geometry against the reference; exit 1 when a failure was found
+    (shrunk and written as a case file under -o), 0 when none was (docs/fuzzing.md)."""
+    from cnnbench.casefile.budget import resolve_budget
+    from cnnbench.fuzz.command import run_fuzz
+
+    return run_fuzz(
+        targets, budget, examples, device, dtypes, seed, output, _reports_dir(reports),
+        resolve_budget(max_case_bytes), out or Console(highlight=False),
+    )  # fmt: skip
+
+
+def cmd_shrink(
+    variant_id: str,
+    paths: Sequence[str] = (),
+    output: str | None = None,
+    max_case_bytes: str | None = None,
+    out: Console | None = None,
+) -> int:
+    """Shrink a failing variant of a case file while it keeps failing; write it under -o; exit 1 if it fails."""
+    from cnnbench.casefile.budget import resolve_budget
+    from cnnbench.fuzz.command import run_shrink
+
+    return run_shrink(
+        variant_id, paths, output, resolve_budget(max_case_bytes), out or Console(highlight=False)
+    )
+
+
+def cmd_import(source: str, output: str, ops: str | None = None, out: Console | None = None) -> int:
+    """Write another project's conformance suite (ONNX node tests, OpInfo samples) as case files into output."""
+    from cnnbench.conformance.importer import import_suite
+
+    wanted = [o.strip() for o in ops.split(",") if o.strip()] if ops else None
+    (out or Console(highlight=False)).print(import_suite(source, output, wanted), markup=False)
     return EXIT_OK
 
 
@@ -395,6 +479,7 @@ positive_int = _number(int, lambda v: v >= 1, "a whole number >= 1")
 positive_seconds = _number(float, lambda v: v > 0, "a positive number of seconds")
 non_negative = _number(float, lambda v: v >= 0, "a number >= 0")
 probability = _number(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
+growth_factor = _number(float, lambda v: v >= 1 and v != float("inf"), "a growth factor >= 1, e.g. 2")
 
 
 def _time_per_case(text: str) -> float:
@@ -413,6 +498,44 @@ def _workers(text: str) -> int | str:
         return parse_workers(text)
     except UsageError as exc:
         raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[-1]) from None
+
+
+def _duration(text: str) -> float:
+    from cnnbench.fuzz.command import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_fuzz(sub: Any, p: dict[str, argparse.ArgumentParser]) -> None:
+    fuzz = sub.add_parser(
+        "fuzz", parents=[p["budget"], p["reports"]], help="fuzz layer geometry against the reference"
+    )
+    fuzz.add_argument("targets", nargs="*", metavar="TARGET", help="ops to fuzz (conv2d, max_pool2d, ...)")
+    fuzz.add_argument("--budget", type=_duration, default=60.0, help="time for the whole run (default 60s)")
+    fuzz.add_argument(
+        "--examples", type=positive_int, metavar="N", help="at most N configurations per target"
+    )
+    fuzz.add_argument("--device", default=None, help="device to check on (default cpu)")
+    fuzz.add_argument(
+        "--dtype", dest="dtypes", action="append", metavar="DTYPE", help="dtype (repeat; default float32)"
+    )
+    fuzz.add_argument("--seed", type=int, default=0, help="the same seed gives the same configurations")
+    fuzz.add_argument(
+        "-o", "--output", metavar="DIR", help="where found cases are written (default cases/found/)"
+    )
+    shrink = sub.add_parser(
+        "shrink", parents=[p["budget"]], help="shrink a failing variant to the smallest case that still fails"
+    )
+    shrink.add_argument("variant_id", metavar="VARIANT_ID", help="case_id[device-dtype]")
+    shrink.add_argument(
+        "paths", nargs="*", metavar="PATH", help="case files or directories (default: cases/)"
+    )
+    shrink.add_argument(
+        "-o", "--output", metavar="DIR", help="where the shrunk case is written (default cases/found/)"
+    )
 
 
 def _parents() -> dict[str, argparse.ArgumentParser]:
@@ -486,6 +609,12 @@ def _add_run(sub: Any, p: dict[str, argparse.ArgumentParser]) -> None:
         help="torch intra-op threads for the whole run (default: torch's own; recorded either way)",
     )
     run.add_argument(
+        "--fp32-precision",
+        choices=("ieee", "tf32", "default"),
+        help="pin float32 convolutions and matmuls to IEEE or TF32 for the run (default: torch's flags); "
+        "recorded in the run and in every row's compute_precision",
+    )
+    run.add_argument(
         "--max-time-per-case",
         type=_time_per_case,
         metavar="SECONDS",
@@ -497,6 +626,11 @@ def _add_run(sub: Any, p: dict[str, argparse.ArgumentParser]) -> None:
         metavar="N|auto",
         help="run variants side by side in N isolated workers (auto: one per GPU, or per core for CPU work); "
         "benchmarks still run alone on their device",
+    )
+    run.add_argument(
+        "--reprobe",
+        action="store_true",
+        help="measure the machine's compute and bandwidth ceilings again (default: reuse reports/machines/)",
     )
 
 
@@ -528,6 +662,19 @@ def _add_compare(sub: Any, p: dict[str, argparse.ArgumentParser]) -> None:
     # --accepted's old name, still read for one release (cmd_compare prints a deprecation message).
     compare.add_argument("--allowlist", metavar="FILE", help=argparse.SUPPRESS)
     compare.add_argument("--format", dest="fmt", default="terminal", choices=("terminal", "markdown"))
+    compare.add_argument(
+        "--max-budget-growth",
+        type=growth_factor,
+        metavar="F",
+        help="a passing variant whose budget used grows more than F times (e.g. 2) regresses (default: off)",
+    )
+    compare.add_argument(
+        "--group-budget-growth",
+        dest="group_budget_growth",
+        action="append",
+        metavar="GROUP=F",
+        help="--max-budget-growth for rows whose target, case id, file stem or variant id matches GROUP",
+    )
 
 
 def _add_submit(sub: Any, p: dict[str, argparse.ArgumentParser]) -> None:
@@ -611,6 +758,25 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("--run", help="take the case file and stored status from this run (directory or id)")
 
     _add_compare(sub, p)
+    _add_fuzz(sub, p)
+
+    ledger = sub.add_parser(
+        "ledger",
+        parents=[p["output"], p["reports"]],
+        help="budget used per target x dtype x device over stored runs, grouped by environment",
+    )
+    ledger.add_argument(
+        "runs", nargs="*", metavar="RUN", help="run directories or ids (default: every stored run)"
+    )
+    ledger.add_argument("--format", dest="fmt", default="markdown", choices=("markdown", "html"))
+
+    imp = sub.add_parser("import", help="write the ONNX node tests or PyTorch's OpInfo samples as case files")
+    imp.add_argument("source", choices=["onnx", "opinfo"])
+    imp.add_argument(
+        "--ops", help="comma-separated ONNX op types (Conv,MaxPool) or OpInfo names (conv2d,...)"
+    )
+    imp.add_argument("-o", "--output", required=True, metavar="DIR", help="the suite's folder (replaced)")
+
     _add_submit(sub, p)
 
     merge = sub.add_parser("merge", parents=[p["reports"]], help="combine the runs of shards into one run")
@@ -631,7 +797,20 @@ _COMMANDS: dict[str, Callable[..., int]] = {
     "compare": cmd_compare,
     "merge": cmd_merge,
     "submit": cmd_submit,
+    "ledger": cmd_ledger,
+    "fuzz": cmd_fuzz,
+    "shrink": cmd_shrink,
+    "import": cmd_import,
 }
+
+
+def _print_devices_here(exc: CnnbenchError, err: Console) -> None:
+    """After an unknown-device error, the devices this machine has (and accelerator, for any of them)."""
+    if "unknown device" not in str(exc):
+        return
+    from cnnbench.environment import available_devices
+
+    err.print(f"this machine has: {', '.join(available_devices())} (accelerator: whichever it has)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -647,11 +826,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CaseFileError as exc:
         for e in exc.errors:
             err.print(f"[red]error[/]: {escape(str(e))}", soft_wrap=True)
+        _print_devices_here(exc, err)
         n = len(exc.errors)
         err.print(f"{n} error{'s' if n != 1 else ''} in case files", style="bold red")
         return EXIT_USAGE
     except CnnbenchError as exc:
         err.print(f"[red]error[/]: {escape(str(exc))}", soft_wrap=True)
+        _print_devices_here(exc, err)
         return exc.exit_code
     except BrokenPipeError:
         return EXIT_OK

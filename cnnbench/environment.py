@@ -39,40 +39,17 @@ def cpu_model() -> str:
 
 
 def device_available(device: str) -> bool:
-    """Whether torch can run on device ("cpu", "cuda", "cuda:1", "mps", ...)."""
-    import torch
+    """Whether torch can run on device ("cpu", "cuda", "cuda:1", "mps", "accelerator", ...)."""
+    from cnnbench import device as device_module
 
-    kind, _, index = device.partition(":")
-    if kind == "cpu":
-        return True
-    if kind == "meta":
-        return True
-    backend = getattr(torch, kind, None)
-    is_available = getattr(backend, "is_available", None)
-    if kind == "mps":
-        is_available = getattr(getattr(torch.backends, "mps", None), "is_available", None)
-    if is_available is None or not is_available():
-        return False
-    if index:
-        count = getattr(backend, "device_count", lambda: 1)()
-        return int(index) < int(count)
-    return True
+    return device_module.is_available(device)
 
 
 def available_devices() -> list[str]:
     """Every device type torch can run on here, CPU first."""
-    import torch
+    from cnnbench import device as device_module
 
-    found = ["cpu"]
-    for kind in ("cuda", "xpu", "mps", "mtia"):
-        if device_available(kind):
-            found.append(kind)
-    accel = getattr(torch, "accelerator", None)
-    if accel is not None and accel.is_available():
-        current = accel.current_accelerator()
-        if current is not None and current.type not in found:
-            found.append(current.type)
-    return found
+    return device_module.available()
 
 
 def capture_environment() -> dict[str, Any]:
@@ -80,6 +57,7 @@ def capture_environment() -> dict[str, Any]:
     import torch
 
     from cnnbench import __version__
+    from cnnbench import device as device_module
 
     _matmul = torch.backends.cuda.matmul
     env: dict[str, Any] = {
@@ -111,13 +89,12 @@ def capture_environment() -> dict[str, Any]:
         "cudnn_enabled": bool(torch.backends.cudnn.enabled),
         "cudnn_deterministic": torch.backends.cudnn.deterministic,
         "cudnn_benchmark": torch.backends.cudnn.benchmark,
-        "cuda_matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
-        "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
-        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        # The fp32 precision flags (new and legacy API) and the compute precision they give per op kind.
+        **device_module.precision_flags(),
         "cuda_matmul_allow_fp16_reduced_precision": _matmul.allow_fp16_reduced_precision_reduction,
         "cuda_matmul_allow_bf16_reduced_precision": _matmul.allow_bf16_reduced_precision_reduction,
         "devices": available_devices(),
-        "accelerators": _accelerators(),
+        "accelerators": device_module.gpu_fingerprint(),
         "env_vars": {name: os.environ[name] for name in NUMERICS_ENV_VARS if name in os.environ},
         "argv": sys.argv,
     }
@@ -134,32 +111,3 @@ def _cpu_capability() -> str | None:
 
     get = getattr(torch.backends.cpu, "get_cpu_capability", None)
     return str(get()) if get is not None else None
-
-
-def _accelerators() -> list[dict[str, Any]]:
-    import torch
-
-    out: list[dict[str, Any]] = []
-    if torch.cuda.is_available():
-        for i in range(torch.cuda.device_count()):
-            props = torch.cuda.get_device_properties(i)
-            out.append(
-                {
-                    "device": f"cuda:{i}",
-                    "name": props.name,
-                    "capability": f"{props.major}.{props.minor}",
-                    "total_memory_bytes": props.total_memory,
-                    "driver_version": _cuda_driver_version(),
-                }
-            )
-    return out
-
-
-def _cuda_driver_version() -> int | None:
-    import torch
-
-    get = getattr(torch.cuda, "driver_version", None) or getattr(torch._C, "_cuda_getDriverVersion", None)
-    try:
-        return int(get()) if get is not None else None
-    except Exception:
-        return None

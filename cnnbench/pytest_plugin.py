@@ -7,6 +7,7 @@ the plugin costs nothing to a project that never collects a case file.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,6 +137,20 @@ def _report_outcome(result: Any) -> None:
         pytest.xfail(f"{result.reason}: {result.message.splitlines()[0] if result.message else ''}")
 
 
+#: The machine's ceilings, shared by the benchmark items of a pytest session (as by the rows of a run).
+_CEILINGS: list[Any] = []
+
+
+def _roofline(result: Any) -> None:
+    """The row against the machine's ceilings (<reports>/machines, probed on first use), as ``cnnbench run``."""
+    from cnnbench.bench.ceilings import CeilingBook, apply_roofline, machines_dir
+
+    if not _CEILINGS:
+        _CEILINGS.append(CeilingBook(machines_dir(os.environ.get("CNNBENCH_REPORTS") or "reports")))
+    apply_roofline(result, _CEILINGS[0])
+    _CEILINGS[0].save()
+
+
 def _benchmark_test(variant: Any) -> Any:
     """The test function of a benchmark variant: it takes pytest-benchmark's ``benchmark`` fixture."""
 
@@ -144,6 +159,7 @@ def _benchmark_test(variant: Any) -> Any:
         from cnnbench.bench.runner import run_benchmark
 
         result = run_benchmark(variant, timing=fixture_timing(benchmark))
+        _roofline(result)
         # The row's metrics (not the raw replicates, which pytest-benchmark stores itself) go into its JSON.
         benchmark.extra_info.update({k: v for k, v in result.metrics.items() if k != "times_ms"})
         benchmark.extra_info["cnnbench_status"] = result.status

@@ -10,7 +10,7 @@ from typing import Any
 from cnnbench.store.result import Result, count_statuses
 from cnnbench.store.run import Run, RunStore
 
-__all__ = ["ENV", "bench_row", "check_row", "make_run", "replicates"]
+__all__ = ["ENV", "bench_row", "check_row", "drifted_row", "make_run", "replicates"]
 
 #: A plausible environment fingerprint; tests override single keys.
 ENV: dict[str, Any] = {
@@ -45,9 +45,49 @@ def check_row(case_id: str, dtype: str = "float32", status: str = "passed", **kw
         "rtol": 1.3e-6,
         "output_digest": "0123456789abcdef",
         "duration_s": 0.002,
+        "budget_used": 0.01,
+        "ulps_max": 1.0,
+        "ulps_p99": 0.5,
     }
     values.update(kw)
     return Result(**values)
+
+
+def drifted_row(case_id: str, k: int, dtype: str = "float32", **kw: Any) -> Result:
+    """A passing row whose output is a fixed tensor moved k representable numbers of dtype away from its
+    expected values, measured by check_close as a variant's output is (budget, ulps, errors, digest)."""
+    import hashlib
+
+    import torch
+
+    from cnnbench.numerics.checks import check_close
+    from cnnbench.numerics.tolerance import Tolerance
+
+    torch_dtype = getattr(torch, dtype)
+    expected = (torch.linspace(-3.0, 5.0, 64, dtype=torch.float64) + 0.01).to(torch_dtype)
+    got = expected.clone()
+    for _ in range(k):
+        got = torch.nextafter(got, torch.full_like(got, float("inf")))
+    tolerance = kw.pop("tolerance", Tolerance(atol=1e-5, rtol=64 * torch.finfo(torch_dtype).eps))
+    check = check_close("output", got, expected.to(torch.float64), tolerance)
+    status = "passed" if check.passed else "failed"
+    return check_row(
+        case_id,
+        dtype,
+        status=status,
+        max_abs_err=check.max_abs_err,
+        max_rel_err=check.max_rel_err,
+        mismatches=check.mismatches,
+        numel=check.numel,
+        atol=tolerance.atol,
+        rtol=tolerance.rtol,
+        budget_used=check.budget_used,
+        ulps_max=check.ulps_max,
+        ulps_p99=check.ulps_p99,
+        output_digest=hashlib.sha256(got.numpy().tobytes()).hexdigest()[:16],
+        message=check.message,
+        **kw,
+    )
 
 
 def replicates(median_ms: float, n: int = 15, spread: float = 0.02, seed: int = 0) -> list[float]:
@@ -67,7 +107,9 @@ def bench_row(model: str, times_ms: list[float], dtype: str = "float32", **kw: A
         "iqr_ms": q[2] - q[0],
         "samples_per_s": batch / (median / 1000),
         "gflops": 3.63 * batch / (median / 1000),
-        "pct_of_peak": 42.0,
+        "gbs": 1.5,
+        "bound": "compute",
+        "pct_of_bound": 42.0,
         "noisy": (q[2] - q[0]) / median > 0.1,
         "num_threads": 2,
     }

@@ -144,3 +144,21 @@ def test_benchmark_variants_are_of_kind_bench() -> None:
     ]
     assert [v.id for v in select(variants, kind="check")] == ["c[cpu-float32]"]
     assert len(select(variants, kind="all")) == len(variants) == 2
+
+
+def test_gate_writes_the_ledger_of_its_runs(tmp_path: Path) -> None:
+    script = (REPO / "gate" / "run").read_text()
+    loop = script.split("for fmt in markdown html; do\n", 1)[1].split("\ndone\n", 1)[0]
+    bin_dir = Path(sys.executable).parent
+    if not (bin_dir / "cnnbench").exists():
+        pytest.skip("no cnnbench entry point beside this Python")
+    make_run(tmp_path / "reports" / "gate-1.0", [check_row("a", budget_used=0.125)])
+    make_run(tmp_path / "reports" / "gate-2.0", [check_row("a", budget_used=0.5)], {"torch_version": "2.0"})
+    code = f"set -euo pipefail\nBIN={bin_dir}\nstatus=0\nversions=(1.0 2.0)\nfor fmt in markdown html; do\n{loop}\ndone\nexit $status\n"
+    done = subprocess.run(
+        ["bash", "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    markdown = (tmp_path / "reports" / "gate-ledger.md").read_text()
+    assert "| conv2d | float32 | cpu | 0.125 / 0.125 | 0.5 / 0.5 ▲4x |" in markdown
+    assert "gate-2.0" in (tmp_path / "reports" / "gate-ledger.html").read_text()

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import torch  # before any in-process pytester run (see below)
+import torch._dynamo  # imported once, outside the in-process pytester runs (see below)
 from repo import REPO
 
 from cnnbench.bench import timing
@@ -187,7 +188,9 @@ def test_pytest_benchmark_only_runs_benchmarks_and_writes_json(
     pytester.makefile(".yaml", bench=BENCH_FILE)
     storage = f"file://{pytester.path / 'storage'}"
     common = ["-p", "no:cacheprovider", "--benchmark-only", f"--benchmark-storage={storage}"]
-    # In-process (torch is imported above, and cannot be imported twice in one process).
+    # In-process (torch is imported above, and cannot be imported twice in one process). Nor can torch._dynamo,
+    # which registers a TORCH_LIBRARY when imported (FlopCounterMode's first convolution imports it): imported at
+    # the top of this file, it is not among the modules pytester drops after the first inner run.
     result = pytester.runpytest(*common, "--benchmark-json=out.json", "--benchmark-autosave")
     result.assert_outcomes(passed=1, skipped=1)
     data = json.loads((pytester.path / "out.json").read_text())
@@ -197,6 +200,8 @@ def test_pytest_benchmark_only_runs_benchmarks_and_writes_json(
     assert bench["name"] == "mnist[cpu-float32-b2-inference-contiguous]" and bench["group"] == "mnist"
     assert bench["stats"]["rounds"] >= 5 and bench["extra_info"]["flop_fwd"] > 0
     assert bench["extra_info"]["cnnbench_status"] == "passed"
+    # Against the machine's ceilings, as in `cnnbench run`: a bound and a % of it.
+    assert bench["extra_info"]["bound"] == "compute" and 0 < bench["extra_info"]["pct_of_bound"] <= 100
     compared = pytester.runpytest(*common, "--benchmark-compare")
     compared.assert_outcomes(passed=1, skipped=1)
     assert "mnist[cpu-float32-b2-inference-contiguous] (0001" in compared.stdout.str()

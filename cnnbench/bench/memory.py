@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from cnnbench import device as device_module
 from cnnbench.bench.timing import sync
 
 __all__ = ["RssPeak", "cpu_peak_rss_bytes", "peak_memory_bytes"]
@@ -79,32 +80,19 @@ with open(out_path, "w") as f:
 def peak_memory_bytes(fn: Callable[[], object], device: str) -> int | None:
     """Peak device memory allocated by torch while ``fn()`` runs; ``None`` on CPU (use cpu_peak_rss_bytes).
 
-    On CUDA the peak counter is reset first, so the figure is the high-water mark of allocated memory during
-    the call, including tensors that were already allocated (weights, inputs). Other accelerators use
-    ``torch.accelerator``'s memory API when it exists; ``None`` when the device has no such counter.
+    The allocator's peak counter (``torch.cuda.max_memory_allocated``, or torch.accelerator's, through
+    cnnbench.device) is reset first, so the figure is the high-water mark of allocated memory during the call,
+    including tensors that were already allocated (weights, inputs); ``None`` when the device keeps no such
+    counter.
     """
-    dev = torch.device(device)
-    if dev.type == "cpu":
+    if torch.device(device).type == "cpu":
         return None
-    counter: Any
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"cannot measure memory on {dev}: CUDA is not available")
-        counter = torch.cuda
-    else:
-        counter = getattr(torch, "accelerator", None)
-        if not (
-            counter is not None
-            and hasattr(counter, "reset_peak_memory_stats")
-            and hasattr(counter, "max_memory_allocated")
-            and counter.is_available()
-        ):
-            return None
-    sync(dev)
-    counter.reset_peak_memory_stats(dev)
+    sync(device)
+    if not device_module.reset_peak_memory(device):
+        return None
     fn()
-    sync(dev)
-    return int(counter.max_memory_allocated(dev))
+    sync(device)
+    return device_module.max_memory_allocated(device)
 
 
 @dataclass(frozen=True)

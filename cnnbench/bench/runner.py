@@ -1,42 +1,44 @@
-"""Run one benchmark variant into a ``bench`` row: timing, FLOP/s against the machine's peak, correctness."""
+"""Run one benchmark variant into a ``bench`` row: timing, FLOPs and bytes moved, correctness (the roofline against
+the machine's ceilings is added by cnnbench.bench.ceilings.apply_roofline, where the run keeps its ceilings)."""
 
 from __future__ import annotations
 
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from cnnbench import device as device_module
 from cnnbench.bench.flops import model_flops, param_count
 from cnnbench.bench.memory import cpu_peak_rss_bytes, peak_memory_bytes
 from cnnbench.bench.models import TORCHVISION_MODELS
-from cnnbench.bench.peak import is_slow_path, peak_gemm_flops
+from cnnbench.bench.roofline import BYTES_NOTE, variant_traffic
 from cnnbench.bench.timing import Measurement, measure, sync
 from cnnbench.bench.workload import Workload, build_workload, first_tensor, meta_workload, torchvision_missing
 from cnnbench.casefile.load import load_file
 from cnnbench.casefile.variants import BenchVariant, expand_benchmarks
 from cnnbench.environment import device_available
 from cnnbench.errors import CnnbenchError
-from cnnbench.numerics.fill import torch_dtype
 from cnnbench.numerics.runner import base_result, describe_exception
+from cnnbench.ops.catalog import module_op
+from cnnbench.ops.precision import math_kind, math_kind_of
 from cnnbench.store.result import Result
 
 __all__ = [
     "CHECK_THRESHOLDS",
     "ReferenceCheck",
     "Timing",
+    "bench_compute_precision",
     "check_against_reference",
     "count_variant_flops",
-    "machine_peaks",
     "measure_variant",
     "peak_memory_child",
     "run_benchmark",
-    "run_peaks",
 ]
 
 #: Per dtype: the largest max|out - ref| / max|ref| allowed against the float32 contiguous output. float32
@@ -81,6 +83,7 @@ def measure_variant(step: Callable[[], object], variant: BenchVariant) -> Measur
         min_replicates=spec.min_replicates,
         max_time_s=variant.time_budget_s,
         target_rel_iqr=spec.target_rel_iqr,
+        cold_cache=spec.cold_cache and device_module.event_pair(variant.device) is not None,
     )
 
 
@@ -121,7 +124,9 @@ def _reference_output(variant: BenchVariant) -> torch.Tensor:
     """The float32 contiguous eager output of the variant's benchmark at its batch and device (cached)."""
     key = (variant.case.file, variant.case.id, variant.device, variant.batch)
     if key not in _REFERENCES:
-        workload = build_workload(variant, dtype="float32", memory_format="contiguous", mode="inference")
+        workload = build_workload(
+            variant, dtype="float32", memory_format="contiguous", mode="inference", autocast=False
+        )
         reference = first_tensor(workload.forward()).detach().float()
         _REFERENCES[key] = reference
         while len(_REFERENCES) > _REFERENCE_CACHE_SIZE:
@@ -131,7 +136,28 @@ def _reference_output(variant: BenchVariant) -> torch.Tensor:
 
 
 def _is_reference(variant: BenchVariant) -> bool:
-    return variant.dtype == "float32" and variant.memory_format == "contiguous" and not variant.compile
+    return (
+        variant.dtype == "float32"
+        and variant.memory_format == "contiguous"
+        and not variant.compile
+        and not variant.autocast
+    )
+
+
+def bench_compute_precision(variant: BenchVariant) -> str:
+    """What a benchmark row computes in: its dtype for half types and autocast, else the float32 flags'
+    precision of its convolutions (a model: convolutions) or matmuls on its device."""
+    if variant.dtype != "float32":
+        return variant.dtype
+    spec = variant.case.spec
+    if spec.model is not None:
+        kind = "conv"
+    elif spec.op is not None:
+        kind = math_kind(spec.op)
+    else:
+        modules = [layer.module for layer in spec.layers] if spec.layers is not None else [spec.module]
+        kind = math_kind_of(module_op(m) for m in modules)
+    return device_module.compute_precision("float32", kind, variant.device)
 
 
 def _top1(out: torch.Tensor, ref: torch.Tensor, near_tie: float) -> tuple[float, list[str]]:
@@ -186,13 +212,6 @@ def check_against_reference(variant: BenchVariant, out: torch.Tensor, ref: torch
     return ReferenceCheck(max_abs, rel, top1, tuple(problems))
 
 
-def machine_peaks(device: str, dtype: str) -> tuple[float, float]:
-    """The GEMM probe's FLOP/s for (device, dtype) and for (device, float32), cached for the process."""
-    peak = peak_gemm_flops(device, torch_dtype(dtype))
-    fp32 = peak if dtype == "float32" else peak_gemm_flops(device, torch.float32)
-    return peak, fp32
-
-
 def _base_result(variant: BenchVariant) -> Result:
     result = base_result(variant)
     result.kind = "bench"
@@ -201,6 +220,7 @@ def _base_result(variant: BenchVariant) -> Result:
         "mode": variant.mode,
         "memory_format": variant.memory_format,
         "compile": variant.compile,
+        "autocast": variant.autocast,
     }
     return result
 
@@ -232,6 +252,18 @@ def _timing_metrics(m: Measurement) -> dict[str, Any]:
         "warmup_ms": m.warmup_s * 1e3,
         "threads": m.num_threads,
     }
+
+
+def _traffic_metrics(variant: BenchVariant, measurement: Measurement) -> dict[str, Any]:
+    """Bytes one call moves at least (roofline.variant_traffic) and the GB/s that makes."""
+    try:
+        traffic = variant_traffic(variant)
+    except Exception as exc:  # an op without a meta kernel: no bytes, no roofline
+        return {"bytes_note": f"not counted: {describe_exception(exc)}"}
+    out: dict[str, Any] = {"bytes_moved": traffic.total, "bytes_note": BYTES_NOTE}
+    if measurement.median_s > 0 and traffic.total > 0:
+        out["gbs"] = traffic.total / measurement.median_s / 1e9
+    return out
 
 
 def _memory_metrics(variant: BenchVariant, workload: Workload) -> dict[str, Any]:
@@ -274,7 +306,13 @@ def run_benchmark(variant: BenchVariant, timing: Timing | None = None) -> Result
         result.status, result.reason = "skipped", reason
         return result
     metrics = result.metrics
+    benchmark_flag = torch.backends.cudnn.benchmark
     try:
+        # cuDNN autotuning per row (what training scripts set); the warm-up covers its first-call search.
+        torch.backends.cudnn.benchmark = variant.case.spec.cudnn_benchmark
+        metrics["cudnn_benchmark"] = variant.case.spec.cudnn_benchmark
+        metrics["cold_cache"] = variant.case.spec.cold_cache
+        result.compute_precision = bench_compute_precision(variant)
         workload = build_workload(variant)
         module = workload.module
         metrics["params"] = param_count(module) if module is not None else 0
@@ -294,12 +332,9 @@ def run_benchmark(variant: BenchVariant, timing: Timing | None = None) -> Result
             metrics["samples_per_s"] = variant.batch / measurement.median_s
         if measurement.median_s > 0 and per_call > 0:  # FlopCounterMode counts no pooling: no FLOP/s then
             metrics["gflops"] = per_call / measurement.median_s / 1e9
-        peak, fp32_peak = machine_peaks(variant.device, variant.dtype)
-        metrics["peak_gflops"] = peak / 1e9
-        metrics["fp32_peak_gflops"] = fp32_peak / 1e9
-        if "gflops" in metrics:
-            metrics["pct_of_peak"] = 100 * metrics["gflops"] / metrics["peak_gflops"]
-        metrics["slow_path"] = variant.dtype != "float32" and is_slow_path(peak, fp32_peak)
+        if "flop_note" not in metrics:
+            metrics["flop"] = per_call
+        metrics.update(_traffic_metrics(variant, measurement))
         problems: tuple[str, ...] = ()
         if not _is_reference(variant):
             check_source = (
@@ -317,21 +352,12 @@ def run_benchmark(variant: BenchVariant, timing: Timing | None = None) -> Result
         raise
     except BaseException as exc:
         result.status, result.message = "error", describe_exception(exc)
+        if device_module.context_poisoned(exc):
+            metrics["context_poisoned"] = True
     else:
         result.status = "failed" if problems else "passed"
         result.message = "\n".join(problems)
+    finally:
+        torch.backends.cudnn.benchmark = benchmark_flag
     result.duration_s = time.perf_counter() - start
     return result
-
-
-def run_peaks(results: Iterable[Result]) -> dict[str, dict[str, float]]:
-    """device -> dtype -> GEMM probe GFLOP/s, as a run's bench rows measured them (a run's meta["peaks"])."""
-    peaks: dict[str, dict[str, float]] = {}
-    for r in results:
-        if r.kind != "bench":
-            continue
-        for dtype, key in ((r.dtype, "peak_gflops"), ("float32", "fp32_peak_gflops")):
-            value = r.metrics.get(key)
-            if isinstance(value, int | float):
-                peaks.setdefault(r.device, {}).setdefault(dtype, float(value))
-    return peaks

@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from torch.utils.benchmark import Timer
 
+from cnnbench import device as device_module
+
 __all__ = [
     "MAX_ROUNDS",
     "MIN_BLOCK_S",
@@ -28,6 +30,7 @@ __all__ = [
     "calls_for_block",
     "is_stable",
     "measure",
+    "measure_events",
     "plan_rounds",
     "rel_iqr",
     "set_threads",
@@ -60,24 +63,8 @@ _SHORTEST_CALL_S = 1e-9  # a call below the clock's resolution still counts as t
 
 
 def sync(device: str | torch.device) -> None:
-    """Wait for all queued work on ``device``: CUDA/accelerator synchronize, no-op on CPU."""
-    dev = torch.device(device)
-    if dev.type == "cpu":
-        return
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"cannot synchronize {dev}: CUDA is not available")
-        torch.cuda.synchronize(dev)
-        return
-    accelerator = getattr(torch, "accelerator", None)
-    if accelerator is not None and hasattr(accelerator, "synchronize"):
-        accelerator.synchronize(dev)
-        return
-    backend = getattr(torch, dev.type, None)
-    if backend is not None and hasattr(backend, "synchronize"):
-        backend.synchronize()
-        return
-    raise RuntimeError(f"do not know how to synchronize device type {dev.type!r}")
+    """Wait for all queued work on ``device`` (cnnbench.device.synchronize): no-op on CPU."""
+    device_module.synchronize(device)
 
 
 def set_threads(n: int | None) -> int:
@@ -299,8 +286,12 @@ def measure(
     max_time_s: float = 2.0,
     target_rel_iqr: float = 0.05,
     min_block_s: float = MIN_BLOCK_S,
+    cold_cache: bool = False,
 ) -> Measurement:
     """Time ``fn()`` robustly with ``torch.utils.benchmark.Timer``; never returns a single sample.
+
+    On a device with timing events (CUDA, XPU, ...) :func:`measure_events` times instead, and cold_cache
+    flushes the device's cache before every call; on the CPU cold_cache is refused (no flush is modelled).
 
     The first call is timed on its own (``first_call_s``). Then the block size ``number_per_run`` grows until
     one block of calls lasts at least ``min_block_s`` and warm-up continues until two consecutive blocks agree
@@ -314,6 +305,20 @@ def measure(
         raise ValueError(f"min_replicates must be >= {_MIN_REPLICATES_FLOOR}, got {min_replicates}")
     if max_time_s <= 0 or min_block_s <= 0 or target_rel_iqr < 0:
         raise ValueError("max_time_s and min_block_s must be > 0 and target_rel_iqr >= 0")
+    if device_module.event_pair(device) is not None:
+        return measure_events(
+            fn,
+            device=device,
+            min_replicates=min_replicates,
+            max_time_s=max_time_s,
+            target_rel_iqr=target_rel_iqr,
+            min_block_s=min_block_s,
+            cold_cache=cold_cache,
+        )
+    if cold_cache:
+        raise ValueError(
+            "cold_cache needs a device with timing events (CUDA): the CPU's caches are not flushed"
+        )
     dev = torch.device(device)
     threads = torch.get_num_threads()
     # num_threads=threads: Timer's default (1) would silently run the callable single-threaded.
@@ -336,4 +341,83 @@ def measure(
         first_call_s=warm.first_call_s,
         num_threads=threads,
         device=str(dev),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# measure_events: accelerators
+# ---------------------------------------------------------------------------------------------------------
+
+#: Replicates recorded between two host synchronisations: events are read only after the whole batch ran.
+_EVENT_BATCH = 16
+
+
+def _event_block(fn: Callable[[], object], device: str, number: int, flush: torch.Tensor | None) -> Any:
+    """Queue one timed block of ``number`` calls between two events; nothing waits for the device here.
+
+    With a flush buffer (cold cache), the flush is queued before the start event, so it is not timed."""
+    pair = device_module.event_pair(device)
+    assert pair is not None
+    start, end = pair
+    if flush is not None:
+        device_module.flush_cache(device, flush)
+    start.record()
+    for _ in range(number):
+        fn()
+    end.record()
+    return start, end
+
+
+def _event_seconds(pairs: Sequence[Any]) -> list[float]:
+    """Each queued block's seconds; the host waits once, for the last end event."""
+    if pairs:
+        pairs[-1][1].synchronize()
+    return [float(start.elapsed_time(end)) / 1e3 for start, end in pairs]
+
+
+def measure_events(
+    fn: Callable[[], object],
+    *,
+    device: str,
+    min_replicates: int = 5,
+    max_time_s: float = 2.0,
+    target_rel_iqr: float = 0.05,
+    min_block_s: float = MIN_BLOCK_S,
+    cold_cache: bool = False,
+) -> Measurement:
+    """Time ``fn()`` on an accelerator with its timing events: no host synchronisation inside a timed block.
+
+    The warm-up (:func:`warm_up`, each block synchronised) runs until two blocks agree, so the first calls'
+    lazy initialisation and cuDNN's autotuning (``torch.backends.cudnn.benchmark``: its first call per shape
+    tries every algorithm) stay out of the samples. Samples are then queued in batches of blocks, each block
+    between a start and an end event on the device's stream; the host synchronises once per batch to read
+    them. With cold_cache every call is its own block, preceded by a write of a buffer larger than the
+    last-level cache (as ``triton.testing.do_bench`` does), so each call starts with a cold L2.
+    """
+    flush = device_module.flush_cache(device) if cold_cache else None
+    if cold_cache:
+        min_block_s = 0.0  # one call per block: the flush must precede each call
+
+    def time_block(number: int) -> float:
+        (seconds,) = _event_seconds([_event_block(fn, device, number, flush)])
+        return seconds
+
+    device_module.synchronize(device)
+    warm = warm_up(time_block, budget_s=max_time_s, min_block_s=min_block_s, settle_s=_WARMUP_MIN_S)
+    number = warm.number
+    times: list[float] = []
+    while True:
+        pairs = [_event_block(fn, device, number, flush) for _ in range(_EVENT_BATCH)]
+        times.extend(t / number for t in _event_seconds(pairs))
+        if len(times) < min_replicates:
+            continue
+        if rel_iqr(times) <= target_rel_iqr or time.perf_counter() - warm.started >= max_time_s:
+            break
+    return Measurement(
+        times_s=tuple(times),
+        number_per_run=number,
+        warmup_s=warm.warmup_s,
+        first_call_s=warm.first_call_s,
+        num_threads=torch.get_num_threads(),
+        device=str(device),
     )

@@ -109,6 +109,17 @@ def _loss(out: object, spec: BenchmarkSpec, device: str) -> torch.Tensor:
     return tensor.float().mean()
 
 
+def _autocast(fn: Callable[..., Any], device: str, dtype: torch.dtype) -> Callable[..., Any]:
+    """fn called under torch.autocast for device's type in dtype."""
+    device_type = torch.device(device).type
+
+    def call(*args: Any) -> Any:
+        with torch.autocast(device_type=device_type, dtype=dtype):
+            return fn(*args)
+
+    return call
+
+
 def build_workload(
     variant: BenchVariant,
     *,
@@ -117,6 +128,7 @@ def build_workload(
     mode: str | None = None,
     compile: bool | None = None,
     device: str | None = None,
+    autocast: bool | None = None,
 ) -> Workload:
     """Build the variant's workload; a keyword given overrides that axis (the float32 contiguous reference).
 
@@ -125,10 +137,15 @@ def build_workload(
     train step is forward, loss, backward and ``torch.optim.SGD.step`` on the parameters (on an op's tensors
     after the first); an op, module or layers benchmark also back-propagates to its first input, as a layer
     inside a network does. A model benchmark's first input needs no gradient.
+
+    Under autocast the module and inputs stay float32 and every call (forward, and the train step's forward
+    and loss) runs in ``torch.autocast(device_type, dtype)``, as mixed-precision users run it.
     """
     spec = variant.case.spec
     device = device or variant.device
-    dtype_name = dtype or variant.dtype
+    amp = variant.autocast if autocast is None else autocast
+    amp_dtype = torch_dtype(dtype or variant.dtype) if amp else None
+    dtype_name = "float32" if amp else dtype or variant.dtype
     target = torch_dtype(dtype_name)
     fmt = memory_format or variant.memory_format
     train = (mode or variant.mode) == "train"
@@ -141,7 +158,8 @@ def build_workload(
     fn, inputs = subject.fn, subject.inputs
     if module is not None:
         module.train(train)
-    timed = torch.compile(fn) if (variant.compile if compile is None else compile) else fn
+    compiled = torch.compile(fn) if (variant.compile if compile is None else compile) else fn
+    timed = _autocast(compiled, device, amp_dtype) if amp_dtype is not None else compiled
 
     def forward() -> object:
         with torch.inference_mode():

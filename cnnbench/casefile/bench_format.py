@@ -73,6 +73,9 @@ class BenchmarkDefaultsSpec(SpecModel):
     memory_formats: list[MemoryFormat] | None = None
     modes: list[BenchMode] | None = None
     compile: list[bool] | None = None
+    autocast: list[bool] | None = None
+    cudnn_benchmark: bool | None = None
+    cold_cache: bool | None = None
     max_time_s: Annotated[float, Field(gt=0, le=MAX_BENCH_TIME_S)] | None = None
     min_replicates: Annotated[int, Field(ge=MIN_BENCH_REPLICATES, le=10_000)] | None = None
     target_rel_iqr: Annotated[float, Field(ge=0, le=1)] | None = None
@@ -117,6 +120,18 @@ class BenchmarkSpec(SpecModel):
     compile: Annotated[list[bool], Field(min_length=1, description="also time torch.compile'd")] = Field(
         default_factory=lambda: [False]
     )
+    autocast: Annotated[
+        list[bool],
+        Field(
+            min_length=1, description="also time under torch.autocast in each half dtype (model in float32)"
+        ),
+    ] = Field(default_factory=lambda: [False])
+    cudnn_benchmark: Annotated[
+        bool, Field(description="torch.backends.cudnn.benchmark for the row (autotuned kernels); recorded")
+    ] = True
+    cold_cache: Annotated[
+        bool, Field(description="flush the accelerator's L2 cache before every timed call (CUDA)")
+    ] = False
     max_time_s: Annotated[
         float, Field(gt=0, le=MAX_BENCH_TIME_S, description="time budget of warm-up plus replicates")
     ] = 2.0
@@ -141,7 +156,7 @@ class BenchmarkSpec(SpecModel):
             raise ValueError("inputs: is empty; an op, module or layers benchmark needs at least one input")
         if self.model is not None and len(self.inputs) > 1:
             raise ValueError("a model benchmark takes one input (or none: the model's own input shape)")
-        for key in ("devices", "dtypes", "batch", "memory_formats", "modes", "compile"):
+        for key in ("devices", "dtypes", "batch", "memory_formats", "modes", "compile", "autocast"):
             values = getattr(self, key) or []
             if len(set(values)) != len(values):
                 raise ValueError(f"{key} must not repeat")

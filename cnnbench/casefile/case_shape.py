@@ -12,13 +12,16 @@ __all__ = ["case_output_shape", "judge_output_shape"]
 
 
 def case_output_shape(spec: CaseSpec) -> tuple[int, ...] | None:
-    """call_output_shape for a validated case (its inputs' shapes, in the order written); None for layers."""
-    if spec.layers is not None:
+    """call_output_shape for a validated case (its inputs' shapes, in the order written); None for layers and
+    chains."""
+    if spec.layers is not None or spec.chain is not None:
         return None
     if spec.op not in SHAPE_OPS and spec.module not in SHAPE_MODULES:
         return None
     shapes = [tensor_shape(t) for t in spec.inputs.values()]
-    return call_output_shape(op=spec.op, module=spec.module, args=spec.args, input_shapes=shapes)
+    return call_output_shape(
+        op=spec.op, module=spec.module, args=spec.args, input_shapes=shapes, call_args=spec.call_args
+    )
 
 
 def judge_output_shape(spec: CaseSpec, got: Sequence[Sequence[int]]) -> tuple[bool, str] | None:

@@ -21,6 +21,7 @@ from cnnbench.casefile.tensors import (
 )
 from cnnbench.ops.exact import SUM_OPS, Operand, exact_op, plan_exact
 from cnnbench.ops.lowering import parameter_shapes
+from cnnbench.ops.precision import planned_precision
 
 __all__ = ["case_operands", "check_exact_fill", "is_generated"]
 
@@ -106,13 +107,18 @@ def check_exact_fill(
     state: Mapping[str, Any],
     mode: str,
     dtypes: Sequence[str],
+    devices: Sequence[str] = (),
+    fp32_precision: str | None = None,
 ) -> None:
-    """Refuse (ValueError) an exact-fill case that cannot be exact in one of its dtypes."""
+    """Refuse (ValueError) an exact-fill case that cannot be exact in one of its dtypes (computed in the
+    narrowest precision its devices may use: cnnbench.ops.precision.planned_precision)."""
     try:
         lowered = exact_op(op, module, args, mode)
         operands = case_operands(op, module, args, inputs, state, lowered)
         for dtype in dtypes:
-            plan_exact(lowered, args, operands, dtype)
+            plan_exact(
+                lowered, args, operands, dtype, planned_precision(lowered, dtype, devices, fp32_precision)
+            )
     except (KeyError, TypeError, IndexError) as exc:
         # Arguments or shapes the op itself will refuse at run time; exactness cannot be judged before that.
         raise ValueError(f"exact fill cannot read this call's arguments and shapes ({exc!r})") from None

@@ -14,14 +14,13 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
-    TypeAdapter,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from cnnbench.casefile.budget import BYTES_PER_ELEMENT, format_bytes
+from cnnbench.casefile.calls import ArgValue, ChainStep, check_modelled, expected_item
 from cnnbench.casefile.fields import (
     CALLABLE_OPS,
     RAISE_BUDGET,
@@ -37,13 +36,22 @@ from cnnbench.casefile.fields import (
     check_regex,
     name_in,
 )
-from cnnbench.casefile.tensors import RandnSpec, RandSpec, TensorSpec, literal_shape, tensor_shape
+from cnnbench.casefile.tensors import (
+    RandnSpec,
+    RandSpec,
+    TensorSpec,
+    literal_shape,
+    tensor_args,
+    tensor_shape,
+)
 from cnnbench.casefile.vocabulary import EXCEPTION_TYPES, MODULES
 
 __all__ = [
     "DEFAULT_MAX_CASES",
     "MAX_TRAIN_STEPS",
+    "MODULE_ONLY_EXPECT",
     "CaseSpec",
+    "ChainStep",
     "DefaultsSpec",
     "ErrorSpec",
     "ExcludeSpec",
@@ -68,8 +76,9 @@ class ToleranceOverride(SpecModel):
 def _tolerance_tag(value: Any) -> str:
     if isinstance(value, ToleranceOverride):
         return "flat"
+    # Per dtype: every value is itself a mapping ({float16: {atol: ...}}); {atl: 1} is a flat one misspelt.
     if isinstance(value, dict) and value and not ({"atol", "rtol"} & set(value)):
-        return "per_dtype"
+        return "per_dtype" if all(isinstance(v, dict | ToleranceOverride) for v in value.values()) else "flat"
     return "flat"
 
 
@@ -86,32 +95,6 @@ class ErrorSpec(SpecModel):
     match: Annotated[str, AfterValidator(check_regex)] | None = None
 
 
-_TENSOR_ADAPTER: TypeAdapter[Any] = TypeAdapter(TensorSpec)
-
-
-def _expected_item(item: Any, info: ValidationInfo, where: str) -> Any:
-    if item is None:
-        return None
-    if isinstance(item, dict):
-        try:
-            return _TENSOR_ADAPTER.validate_python(item, context=info.context)
-        except ValidationError as exc:
-            err = exc.errors(include_url=False)[0]
-            # The first part of the location is the union tag ("randn", "file", ...), not a key.
-            keys = [str(p) for p in err["loc"][1:]]
-            at = ".".join(p for p in (where, *keys) if p)
-            if err["type"] == "extra_forbidden":
-                message = f'unknown key "{keys[-1]}"'
-            else:
-                message = str(err["msg"]).removeprefix("Value error, ")
-            raise ValueError(f"{at}: {message}" if at else message) from None
-    try:
-        literal_shape(item)
-    except ValueError as exc:
-        raise ValueError(f"{where}: {exc}" if where else str(exc)) from None
-    return item
-
-
 def _expected_output(value: Any, info: ValidationInfo) -> Any:
     """An expected output is one tensor literal, a tensor mapping, or a list of those (tuple outputs).
 
@@ -124,9 +107,9 @@ def _expected_output(value: Any, info: ValidationInfo) -> Any:
         return value
     except ValueError as first:
         if isinstance(value, dict):
-            return _expected_item(value, info, "")
+            return expected_item(value, info, "")
         if isinstance(value, list) and value and all(isinstance(v, list | dict) or v is None for v in value):
-            return [_expected_item(v, info, f"output[{i}]") for i, v in enumerate(value)]
+            return [expected_item(v, info, f"output[{i}]") for i, v in enumerate(value)]
         raise first
 
 
@@ -167,6 +150,10 @@ class ExpectSpec(SpecModel):
             )
         return self
 
+
+#: The expectations a module (or layers) case without inputs may have: its build, not its call, shows them
+#: (``error``: the constructor's own).
+MODULE_ONLY_EXPECT = ("repr", "state_shapes", "state", "error")
 
 #: Most optimiser steps a train: block may ask for: a training case is a check that must stay fast.
 MAX_TRAIN_STEPS = 1000
@@ -259,7 +246,21 @@ class CaseSpec(SpecModel):
     op: Annotated[str, name_in("op", CALLABLE_OPS)] | None = None
     module: Annotated[str, name_in("module", (*MODULES, "Sequential"))] | None = None
     layers: Annotated[list[LayerSpec], Field(min_length=1)] | None = None
-    args: dict[str, Any] = Field(default_factory=dict)
+    chain: Annotated[
+        list[ChainStep] | None,
+        Field(min_length=1, description="functional ops in turn, each fed the previous one's outputs"),
+    ] = None
+    args: Annotated[
+        dict[str, ArgValue],
+        Field(
+            description="keyword arguments of the op, or of the module's constructor; a tensor mapping "
+            "({randn: [4]}, {data: [...]}) passes a tensor by keyword (op cases)"
+        ),
+    ] = Field(default_factory=dict)
+    call_args: Annotated[
+        dict[str, ArgValue],
+        Field(description="keyword arguments of a module's forward call (ConvTranspose2d's output_size)"),
+    ] = Field(default_factory=dict)
     inputs: dict[str, TensorSpec] = Field(default_factory=dict)
     state: dict[str, TensorSpec] = Field(default_factory=dict)
     mode: Literal["eval", "train"] = "eval"
@@ -277,6 +278,12 @@ class CaseSpec(SpecModel):
     ] = None
     max_cases: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     exclude: list[ExcludeSpec] | None = None
+    fp32_precision: Annotated[
+        Literal["ieee", "tf32", "default"] | None,
+        Field(
+            description="pin float32 convolutions and matmuls to IEEE or TF32 (default: the flags in force)"
+        ),
+    ] = None
     # The oracle keys (docs/case-format.md, "Independent oracles"); validated against the keys above.
     fill: Annotated[
         Literal["exact"] | None,
@@ -296,6 +303,7 @@ class CaseSpec(SpecModel):
     @classmethod
     def _oracle_exists(cls, value: ExpectSpec, info: ValidationInfo) -> ExpectSpec:
         """A reference or reference gradient asked for a call that has none: refused at load time."""
+        from cnnbench.ops.catalog import MODULE_GAPS, traits
         from cnnbench.ops.lowering import GRADIENT_MODULES, GRADIENT_OPS, REFERENCE_MODULES, REFERENCE_OPS
 
         op, module = info.data.get("op"), info.data.get("module")
@@ -308,15 +316,21 @@ class CaseSpec(SpecModel):
                 continue
             if info.data.get("layers") is not None or module == "Sequential":
                 raise ValueError(f"{key}: {wanted} needs an op or a module case, not layers")
+            if info.data.get("chain") is not None:
+                raise ValueError(f"{key}: {wanted} needs an op or a module case, not a chain")
             if op is not None and op not in ops:
+                why = traits(op).no_reference if key == "reference" else ""
                 raise ValueError(
-                    f'{key}: {wanted}: there is no {what} for op "{op}"; ops with one: {", ".join(sorted(ops))}'
+                    f'{key}: {wanted}: there is no {what} for op "{op}"'
+                    + (f" ({why})" if why else f"; ops with one: {', '.join(sorted(ops))}")
                 )
             if module is not None and module not in modules:
+                why = MODULE_GAPS.get(module, "") if key == "reference" else ""
                 raise ValueError(
-                    f'{key}: {wanted}: there is no {what} for module "{module}"; modules with one: '
-                    + ", ".join(sorted(modules))
+                    f'{key}: {wanted}: there is no {what} for module "{module}"'
+                    + (f" ({why})" if why else f"; modules with one: {', '.join(sorted(modules))}")
                 )
+            check_modelled(f"{key}: {wanted}", op, module, info.data.get("args") or {}, info.data.get("mode"))
         return value
 
     @field_validator("fill")
@@ -328,6 +342,8 @@ class CaseSpec(SpecModel):
         from cnnbench.casefile.exact import check_exact_fill
 
         data = info.data
+        if data.get("chain") is not None:
+            raise ValueError("fill: exact applies to an op, module or layers case, not a chain")
         check_exact_fill(
             data.get("op"),
             None if data.get("layers") is not None else data.get("module"),
@@ -336,6 +352,8 @@ class CaseSpec(SpecModel):
             data.get("state") or {},
             data.get("mode") or "eval",
             data["dtypes"],
+            data.get("devices") or (),
+            data.get("fp32_precision"),
         )
         return value
 
@@ -362,6 +380,38 @@ class CaseSpec(SpecModel):
         return self
 
     @model_validator(mode="after")
+    def _keyword_tensors(self) -> CaseSpec:
+        """Tensors by keyword (args of an op, call_args of a module) and what they combine with."""
+        if self.op is None and self.chain is None and tensor_args(self.args):
+            names = ", ".join(tensor_args(self.args))
+            raise ValueError(
+                f"args: {names}: a module's constructor takes no tensors; set its parameters with state:"
+            )
+        if self.call_args and self.module in (None, "Sequential"):
+            raise ValueError(
+                "call_args: are the keyword arguments of a module's forward call; "
+                + ("an op's keyword arguments go in args:" if self.op is not None else "layers: take none")
+            )
+        keyword = {**tensor_args(self.args), **tensor_args(self.call_args)}
+        generated = [k for k, v in keyword.items() if isinstance(v, RandSpec | RandnSpec)]
+        if self.fill is not None and generated:
+            raise ValueError(
+                f"fill: exact does not fill tensors passed by keyword ({', '.join(generated)}); "
+                "pass them in inputs:, or write them as integer literals"
+            )
+        if self.expect.grad == "reference" and keyword:
+            raise ValueError(
+                f"grad: reference differentiates the positional inputs only; pass {', '.join(keyword)} "
+                "in inputs: (in the op's order), or use grad: gradcheck"
+            )
+        if self.call_args and (self.expect.reference or self.expect.grad):
+            raise ValueError(
+                "reference and grad lower a module from its constructor arguments alone, which call_args "
+                f"({', '.join(self.call_args)}) would change; compare with expect.output or shape instead"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _sweep_keys(self) -> CaseSpec:
         if self.sweep is None and (self.max_cases is not None or self.exclude is not None):
             raise ValueError("max_cases and exclude apply to a sweep: this case has no sweep")
@@ -371,26 +421,46 @@ class CaseSpec(SpecModel):
     def _one_callable(self) -> CaseSpec:
         if self.module == "Sequential" and self.layers is None:
             raise ValueError("module: Sequential needs its layers: list")
-        given = [k for k in ("op", "module", "layers") if getattr(self, k) is not None]
+        given = [k for k in ("op", "module", "layers", "chain") if getattr(self, k) is not None]
         if given == ["module", "layers"] and self.module == "Sequential":
             given = ["layers"]
         if len(given) != 1:
             found = ", ".join(given) if given else "none"
-            raise ValueError(f"a case needs exactly one of op, module, layers (found: {found})")
-        if self.expect.repr is not None and self.op is not None:
+            raise ValueError(f"a case needs exactly one of op, module, layers, chain (found: {found})")
+        if self.expect.repr is not None and (self.op is not None or self.chain is not None):
             raise ValueError("expect.repr needs a module or layers, not a functional op")
-        if self.expect.layer_shapes is not None and self.layers is None:
-            raise ValueError("expect.layer_shapes needs layers:")
+        steps = self.layers if self.layers is not None else self.chain
+        if self.expect.layer_shapes is not None and steps is None:
+            raise ValueError("expect.layer_shapes needs layers: or chain:")
         shapes = self.expect.layer_shapes
-        if shapes is not None and self.layers is not None and len(shapes) != len(self.layers):
-            raise ValueError(f"expect.layer_shapes has {len(shapes)} shapes for {len(self.layers)} layers")
-        if self.op is not None and self.state:
+        if shapes is not None and steps is not None and len(shapes) != len(steps):
+            what = "layers" if self.layers is not None else "chain steps"
+            raise ValueError(f"expect.layer_shapes has {len(shapes)} shapes for {len(steps)} {what}")
+        if (self.op is not None or self.chain is not None) and self.state:
             raise ValueError("state: applies to module/layers cases; pass an op's tensors in inputs:")
+        if self.chain is not None and (self.args or self.fill or self.train or self.expect.state_shapes):
+            raise ValueError(
+                "a chain's arguments go in each step's args:; fill, train and expect.state_shapes do not apply"
+            )
         if not self.inputs:
-            raise ValueError("inputs: is empty; a case needs at least one input tensor")
+            self._module_only()
         if len(set(self.devices)) != len(self.devices) or len(set(self.dtypes)) != len(self.dtypes):
             raise ValueError("devices and dtypes must not repeat")
         return self
+
+    def _module_only(self) -> None:
+        """A case without inputs builds its module and never calls it: only what a built module shows applies."""
+        if self.op is not None or self.chain is not None:
+            raise ValueError("inputs: is empty; an op or chain case needs at least one input tensor")
+        called = [k for k, v in self.expect if v is not None and k not in MODULE_ONLY_EXPECT]
+        extra = [k for k in ("train", "memory_formats") if getattr(self, k) is not None]
+        extra += ["call_args"] if self.call_args else []
+        if called or extra:
+            keys = ", ".join([f"expect.{k}" for k in called] + extra)
+            raise ValueError(
+                f"inputs: is empty, so the module is built but never called; {keys} need(s) the call's input "
+                f"(without inputs a case may expect only {', '.join(MODULE_ONLY_EXPECT)})"
+            )
 
     @model_validator(mode="after")
     def _within_budget(self, info: ValidationInfo) -> CaseSpec:
@@ -413,6 +483,8 @@ class CaseSpec(SpecModel):
         """The name of what is called: the op, the module, or Sequential."""
         if self.layers is not None:
             return "Sequential"
+        if self.chain is not None:
+            return ">".join(step.op for step in self.chain)
         return self.op or self.module or "Sequential"
 
 
@@ -428,9 +500,13 @@ def _output_tensors(output: Any) -> list[tuple[str, Any]]:
 def case_tensors(spec: CaseSpec) -> list[tuple[str, tuple[int, ...]]]:
     """Every tensor a validated case describes (inputs, state, expected values), by key path, with its shape."""
     named: list[tuple[str, Any]] = [(f"inputs.{k}", v) for k, v in spec.inputs.items()]
+    named += [(f"args.{k}", v) for k, v in tensor_args(spec.args).items()]
+    named += [(f"call_args.{k}", v) for k, v in tensor_args(spec.call_args).items()]
     named += [(f"state.{k}", v) for k, v in spec.state.items()]
     for i, layer in enumerate(spec.layers or []):
         named += [(f"layers[{i}].state.{k}", v) for k, v in layer.state.items()]
+    for i, step in enumerate(spec.chain or []):
+        named += [(f"chain[{i}].args.{k}", v) for k, v in tensor_args(step.args).items()]
     named += [(f"expect.state.{k}", v) for k, v in (spec.expect.state or {}).items()]
     if spec.train is not None:
         named.append(("train.target", spec.train.target))

@@ -98,12 +98,12 @@ def load_text(
             DefaultsSpec.model_validate(data["defaults"], context=context)
             defaults = dict(data["defaults"]) if isinstance(data["defaults"], dict) else {}
         except ValidationError as exc:
-            errors.extend(validation_errors(exc, data["defaults"], ("defaults",), marks))
+            errors.extend(validation_errors(exc, data["defaults"], ("defaults",), marks, DefaultsSpec))
     seen: dict[str, int] = {}
     cases = _load_cases(data, defaults, marks, context, seen, errors)
     benchmarks = _load_benchmarks(data, marks, context, seen, errors)
     if errors:
-        raise CaseFileError(errors)
+        raise CaseFileError(_sorted(errors))
     return CaseFile(file, tuple(cases), tuple(benchmarks))
 
 
@@ -158,8 +158,9 @@ def _load_cases(
             except ValidationError as exc:
                 errors.extend(
                     _relocate_default(e, from_defaults, marks)
-                    for e in validation_errors(exc, merged, path, marks)
+                    for e in validation_errors(exc, merged, path, marks, CaseSpec)
                 )
+                _claim_id(merged, path, marks, seen, errors)
                 continue
         line = marks.location(path).line or 1
         for spec in specs:
@@ -170,6 +171,41 @@ def _load_cases(
             seen[spec.id] = line
             cases.append(Case(spec, marks.file, line))
     return cases
+
+
+def _claim_id(
+    raw: dict[str, Any], path: KeyPath, marks: Marks, seen: dict[str, int], errors: list[CaseError]
+) -> None:
+    """An entry that did not validate still claims its id, so a duplicate is reported with every other error."""
+    raw_id = raw.get("id")
+    if not isinstance(raw_id, str) or "sweep" in raw:
+        return
+    if raw_id in seen:
+        what = "case id" if path[0] == "cases" else "id"
+        message = f'duplicate {what} "{raw_id}" (first at line {seen[raw_id]})'
+        errors.append(CaseError(message, marks.location((*path, "id"))))
+    else:
+        seen[raw_id] = marks.location(path).line or 1
+
+
+def _sorted(errors: list[CaseError]) -> list[CaseError]:
+    """Errors by file, then line and column (an error without a line first in its file)."""
+    return sorted(errors, key=lambda e: (e.location.file, e.location.line or 0, e.location.column or 0))
+
+
+def _written_ids(path: Path) -> list[tuple[str, int, str]]:
+    """The ids written in a case file (with their lines), read even when the file does not validate."""
+    try:
+        data, marks = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    except (CaseError, OSError, UnicodeDecodeError):
+        return []
+    found = []
+    for key in ("cases", "benchmarks"):
+        entries = data.get(key) if isinstance(data, dict) else None
+        for i, raw in enumerate(entries if isinstance(entries, list) else []):
+            if isinstance(raw, dict) and isinstance(raw.get("id"), str) and "sweep" not in raw:
+                found.append((raw["id"], marks.location((key, i)).line or 1, key.removesuffix("s")))
+    return found
 
 
 def _load_benchmarks(
@@ -187,7 +223,9 @@ def _load_benchmarks(
             BenchmarkDefaultsSpec.model_validate(raw_defaults, context=context)
             defaults = dict(raw_defaults)
         except ValidationError as exc:
-            errors.extend(validation_errors(exc, raw_defaults, ("benchmark_defaults",), marks))
+            errors.extend(
+                validation_errors(exc, raw_defaults, ("benchmark_defaults",), marks, BenchmarkDefaultsSpec)
+            )
     raw_list = data.get("benchmarks")
     if raw_list is None:
         return []
@@ -208,8 +246,9 @@ def _load_benchmarks(
         except ValidationError as exc:
             errors.extend(
                 _relocate_default(e, from_defaults, marks, "benchmark_defaults")
-                for e in validation_errors(exc, merged, path, marks)
+                for e in validation_errors(exc, merged, path, marks, BenchmarkSpec)
             )
+            _claim_id(merged, path, marks, seen, errors)
             continue
         line = marks.location(path).line or 1
         if spec.id in seen:
@@ -232,7 +271,7 @@ def _sweep_specs(
     try:
         sweep = Sweep(merged, SweepSpec.model_validate({k: merged[k] for k in SWEEP_KEYS if k in merged}))
     except ValidationError as exc:
-        return [], validation_errors(exc, merged, path, marks)
+        return [], validation_errors(exc, merged, path, marks, SweepSpec)
     except SweepError as exc:
         return [], [CaseError(exc.message, marks.location((*path, *exc.path)))]
     specs: list[CaseSpec] = []
@@ -243,7 +282,7 @@ def _sweep_specs(
             spec = CaseSpec.model_validate(point.case, context=context)
         except ValidationError as exc:
             # _pydantic_errors gives one CaseError per pydantic error, in order.
-            located = validation_errors(exc, point.case, path, marks)
+            located = validation_errors(exc, point.case, path, marks, CaseSpec)
             for detail, raw_error in zip(exc.errors(include_url=False), located, strict=True):
                 data = data_path(point.case, detail["loc"], keep_last=detail["type"] == "missing")
                 axis = sweep.axis_of(data, point)
@@ -314,12 +353,19 @@ def load_suite(paths: Iterable[str | os.PathLike[str]], *, max_case_bytes: int |
     errors: list[CaseError] = []
     cases: list[Case] = []
     benchmarks: list[Benchmark] = []
-    first: dict[str, Case | Benchmark] = {}
+    first: dict[str, str] = {}  # id -> file:line where it is first written
     for f in discover(paths):
         try:
             loaded = load_file(f, max_case_bytes=max_case_bytes)
         except CaseFileError as exc:
             errors.extend(exc.errors)
+            # A file with errors still claims its ids: a duplicate across files is reported now, not later.
+            for raw_id, line, what in _written_ids(f):
+                # (a duplicate within the file is among the file's own errors already)
+                if raw_id in first and not first[raw_id].startswith(f"{f}:"):
+                    message = f'duplicate {what} id "{raw_id}" (first at {first[raw_id]})'
+                    errors.append(CaseError(message, Location(str(f), line, None, "id")))
+                first.setdefault(raw_id, f"{f}:{line}")
             continue
         items: list[Case | Benchmark] = [*loaded.cases, *loaded.benchmarks]
         for item in items:
@@ -327,18 +373,18 @@ def load_suite(paths: Iterable[str | os.PathLike[str]], *, max_case_bytes: int |
                 what = "case" if isinstance(item, Case) else "benchmark"
                 errors.append(
                     CaseError(
-                        f'duplicate {what} id "{item.id}" (first at {first[item.id].location})',
+                        f'duplicate {what} id "{item.id}" (first at {first[item.id]})',
                         Location(item.file, item.line, None, "id"),
                     )
                 )
                 continue
-            first[item.id] = item
+            first[item.id] = item.location
             if isinstance(item, Case):
                 cases.append(item)
             else:
                 benchmarks.append(item)
     if errors:
-        raise CaseFileError(errors)
+        raise CaseFileError(_sorted(errors))
     return Suite(cases, benchmarks)
 
 

@@ -4,10 +4,12 @@ and turn YAML and pydantic validation errors into ``file:line:col: key.path: mes
 from __future__ import annotations
 
 import re
-from typing import Any
+import types
+from collections.abc import Sequence
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, Tag, ValidationError
 
 from cnnbench.casefile.safeyaml import CaseLoader, LimitError
 from cnnbench.casefile.schema import SPEC_MODELS
@@ -127,7 +129,11 @@ def parse_yaml(text: str, file: str) -> tuple[Any, Marks]:
     return data, marks
 
 
-def validation_errors(exc: ValidationError, raw: Any, base: KeyPath, marks: Marks) -> list[CaseError]:
+def validation_errors(
+    exc: ValidationError, raw: Any, base: KeyPath, marks: Marks, model: type[BaseModel] | None = None
+) -> list[CaseError]:
+    """One located CaseError per pydantic error. model is the model raw was validated as: an unknown key's
+    hint then names the keys of the model at that level (expect.outptu -> output)."""
     errors = []
     for err in exc.errors(include_url=False):
         kind = err["type"]
@@ -135,7 +141,9 @@ def validation_errors(exc: ValidationError, raw: Any, base: KeyPath, marks: Mark
         path = (*base, *loc)
         if kind == "extra_forbidden":
             key = str(loc[-1])
-            allowed = _fields_for(_lookup(raw, loc[:-1]))
+            parent = _lookup(raw, loc[:-1])
+            candidates = _models_at(model, err["loc"][:-1]) if model is not None else []
+            allowed = _fields_for(parent, candidates)
             message = (
                 f'unknown key "{key}"{suggest(key, allowed)}; expected one of: {", ".join(sorted(allowed))}'
             )
@@ -175,8 +183,50 @@ def data_path(raw: Any, loc: tuple[Any, ...], *, keep_last: bool) -> KeyPath:
     return tuple(out)
 
 
-def _fields_for(parent: Any) -> set[str]:
-    """The keys allowed in the mapping parent: those of the spec model that shares most of its keys."""
+def _fields_for(parent: Any, candidates: Sequence[type[BaseModel]] = ()) -> set[str]:
+    """The keys allowed in the mapping parent: those of the candidate model (else of any spec model) that
+    shares most of its keys."""
     keys = set(parent) if isinstance(parent, dict) else set()
-    best = max(SPEC_MODELS, key=lambda m: len(keys & set(m.model_fields)))
+    best = max(candidates or SPEC_MODELS, key=lambda m: len(keys & set(m.model_fields)))
     return set(best.model_fields)
+
+
+def _options(annotation: Any, tag: str | None = None) -> list[tuple[str | None, Any]]:
+    """An annotation as the (union tag, type) options it allows: Optional, unions and Annotated unwrapped."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        base, *meta = get_args(annotation)
+        own = next((m.tag for m in meta if isinstance(m, Tag)), None)
+        return _options(base, own or tag)
+    if origin is Union or origin is types.UnionType:
+        return [o for arg in get_args(annotation) for o in _options(arg, tag)]
+    return [(tag, annotation)]
+
+
+def _descend(typ: Any, part: str | int) -> Any:
+    """The annotation one level below typ at part (a model's field, a list item, a mapping value), or None."""
+    if isinstance(typ, type) and issubclass(typ, BaseModel):
+        field = typ.model_fields.get(str(part))
+        if field is None:
+            return None
+        return Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+    origin, args = get_origin(typ), get_args(typ)
+    if origin is list and isinstance(part, int) and args:
+        return args[0]
+    if origin is dict and len(args) == 2:
+        return args[1]
+    return None
+
+
+def _models_at(model: type[BaseModel], loc: Sequence[str | int]) -> list[type[BaseModel]]:
+    """The models a pydantic error location (union tags included) can point into, from the root model."""
+    current = _options(model)
+    for part in loc:
+        tagged = [typ for tag, typ in current if tag == part]
+        if tagged:  # a discriminated union's tag: the option it names
+            current = [o for typ in tagged for o in _options(typ)]
+            continue
+        below = [o for _, typ in current for o in _options(_descend(typ, part)) if o[1] is not None]
+        if below:
+            current = below
+    return [typ for _, typ in current if isinstance(typ, type) and issubclass(typ, BaseModel)]

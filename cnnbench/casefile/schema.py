@@ -8,6 +8,7 @@ from cnnbench.casefile.bench_format import BenchCheckSpec, BenchmarkDefaultsSpec
 from cnnbench.casefile.fields import RuleSpec, SpecModel
 from cnnbench.casefile.format import (
     CaseSpec,
+    ChainStep,
     DefaultsSpec,
     ErrorSpec,
     ExcludeSpec,
@@ -50,6 +51,7 @@ SPEC_MODELS: tuple[type[BaseModel], ...] = (
     ExpectSpec,
     ErrorSpec,
     LayerSpec,
+    ChainStep,
     RuleSpec,
     ExcludeSpec,
     TrainSpec,

@@ -21,7 +21,7 @@ __all__ = ["SWEEP_KEYS", "Axis", "Sweep", "SweepError", "SweepPoint"]
 SWEEP_KEYS = ("sweep", "max_cases", "exclude")
 #: What a sweep may vary: the call and its tensors. Not the id, the expectation or the variant axes
 #: (devices, dtypes), which have their own keys.
-_ROOTS = ("args", "inputs", "state", "layers", "seed", "mode")
+_ROOTS = ("args", "call_args", "inputs", "state", "layers", "chain", "seed", "mode")
 #: The key of a tensor generator is not a useful name: inputs.input.randn is named "input".
 _GENERATOR_KEYS = frozenset({"data", "arange", "ones", "zeros", "full", "rand", "randn", "file"})
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")

@@ -19,6 +19,7 @@ from cnnbench.casefile.fields import BudgetShape, DType, SpecModel, base_dir, ca
 
 __all__ = [
     "GENERATOR_KEYS",
+    "TENSOR_SPEC_TYPES",
     "ArangeSpec",
     "DataSpec",
     "FileSpec",
@@ -29,7 +30,9 @@ __all__ = [
     "RandnSpec",
     "TensorSpec",
     "ZerosSpec",
+    "is_tensor_spec",
     "literal_shape",
+    "tensor_args",
     "tensor_shape",
 ]
 
@@ -221,3 +224,17 @@ def tensor_shape(spec: Any) -> tuple[int, ...]:
         if isinstance(spec, cls):
             return tuple(getattr(spec, attr))
     return literal_shape(spec)
+
+
+#: The validated mapping forms of a tensor (a literal tensor is a plain nested list).
+TENSOR_SPEC_TYPES = (DataSpec, ArangeSpec, OnesSpec, ZerosSpec, FullSpec, RandSpec, RandnSpec, FileSpec)
+
+
+def is_tensor_spec(value: Any) -> bool:
+    """Whether a validated argument value is a tensor (a mapping form: {randn: ...}, {data: ...}, ...)."""
+    return isinstance(value, TENSOR_SPEC_TYPES)
+
+
+def tensor_args(args: Any) -> dict[str, Any]:
+    """The keyword tensors among validated arguments (``args: {weight: {randn: [4]}}``), by name."""
+    return {k: v for k, v in dict(args).items() if is_tensor_spec(v)}

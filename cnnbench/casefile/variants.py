@@ -123,14 +123,18 @@ class BenchVariant:
     compile: bool = False
     max_time_s: float | None = None
     """The time budget (``--max-time-per-case``) overriding the benchmark's max_time_s; None: the file's."""
+    autocast: bool = False
+    """Mixed precision: the model and inputs stay float32, the call runs under torch.autocast(dtype)."""
 
     kind: ClassVar[str] = "bench"
 
     @property
     def id(self) -> str:
-        """``id[device-dtype-b<batch>-<mode>-<memory_format>]``, with ``-compiled`` under torch.compile."""
+        """``id[device-dtype-b<batch>-<mode>-<memory_format>]``, with ``-compiled`` under torch.compile and
+        ``-autocast`` under torch.autocast."""
         compiled = "-compiled" if self.compile else ""
-        axes = f"{self.device}-{self.dtype}-b{self.batch}-{self.mode}-{self.memory_format}{compiled}"
+        amp = "-autocast" if self.autocast else ""
+        axes = f"{self.device}-{self.dtype}-b{self.batch}-{self.mode}-{self.memory_format}{compiled}{amp}"
         return f"{self.case.id}[{axes}]"
 
     @property
@@ -199,6 +203,10 @@ _BENCH_OVERHEAD_S = 2.0
 _COMPILE_ESTIMATE_S = 30.0
 
 
+#: The dtypes torch.autocast computes in: a benchmark's autocast: [true] row exists only for these.
+AUTOCAST_DTYPES = frozenset({"float16", "bfloat16"})
+
+
 def expand_benchmarks(
     benchmarks: Iterable[Benchmark], max_time_s: float | None = None
 ) -> Iterator[BenchVariant]:
@@ -214,9 +222,12 @@ def expand_benchmarks(
                     for mode in spec.modes:
                         for fmt in spec.memory_formats:
                             for compiled in spec.compile:
-                                yield BenchVariant(
-                                    bench, device, dtype, batch, mode, fmt, compiled, max_time_s
-                                )
+                                for amp in spec.autocast:
+                                    if amp and dtype not in AUTOCAST_DTYPES:
+                                        continue  # autocast to float32/float64 is the pure row
+                                    yield BenchVariant(
+                                        bench, device, dtype, batch, mode, fmt, compiled, max_time_s, amp
+                                    )
 
 
 def estimated_seconds(variant: Variant | BenchVariant) -> float:

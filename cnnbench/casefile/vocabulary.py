@@ -143,7 +143,10 @@ MODEL_NAMES: frozenset[str] = frozenset(
 )
 
 #: Device types; any of them may be unavailable at run time, which makes its variants "skipped".
-DEVICE_TYPES: frozenset[str] = frozenset({"cpu", "cuda", "mps", "xpu", "hpu", "mtia", "meta"})
+#: Device types a case may name; "accelerator" is whichever accelerator the machine has (torch.accelerator).
+DEVICE_TYPES: frozenset[str] = frozenset(
+    {"cpu", "cuda", "mps", "xpu", "hpu", "mtia", "meta", "privateuseone", "accelerator"}
+)
 
 #: Exception names an ``expect.error`` may name; resolved on builtins or torch, never imported by string.
 EXCEPTION_TYPES: frozenset[str] = frozenset(

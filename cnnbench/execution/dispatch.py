@@ -3,22 +3,42 @@ cnnbench.bench.runner; and the row of a variant that could not finish (its worke
 
 from __future__ import annotations
 
+from cnnbench import device as device_module
 from cnnbench.bench.runner import run_benchmark
 from cnnbench.casefile.variants import AnyVariant, BenchVariant
 from cnnbench.numerics.runner import apply_xfail, base_result, run_check
 from cnnbench.store.result import Result
 
-__all__ = ["error_result", "run_variant"]
+__all__ = ["POISONED", "error_result", "run_variant"]
+
+#: Device type -> the variant whose accelerator error (illegal memory access, device-side assert) left this
+#: process's context unusable: later variants on that device type are not run here.
+POISONED: dict[str, str] = {}
+
+
+def _device_type(variant: AnyVariant) -> str:
+    return (device_module.resolve(variant.device) or variant.device).partition(":")[0]
 
 
 def run_variant(variant: AnyVariant) -> Result:
     """Run one variant and return its row; nothing a variant does escapes as an exception.
 
-    A benchmark variant is timed and gets a ``bench`` row; every other variant is checked.
+    A benchmark variant is timed and gets a ``bench`` row; every other variant is checked. Once a variant's
+    accelerator error has poisoned the device's context, the variants left on that device type become error
+    rows saying so (under --isolate a new worker runs them instead; cnnbench.execution.isolation).
     """
-    if isinstance(variant, BenchVariant):
-        return run_benchmark(variant)
-    return run_check(variant)
+    kind = _device_type(variant)
+    if kind in POISONED:
+        return error_result(
+            variant,
+            f"not run: the {kind} context of this process is unusable since {POISONED[kind]} hit a GPU error "
+            "(every later call would fail the same way); rows already finished are kept. Run with --isolate "
+            "to give each variant after such an error a new worker process",
+        )
+    result = run_benchmark(variant) if isinstance(variant, BenchVariant) else run_check(variant)
+    if result.metrics.get("context_poisoned") and kind != "cpu":
+        POISONED[kind] = variant.id
+    return result
 
 
 def error_result(variant: AnyVariant, message: str, duration_s: float = 0.0) -> Result:

@@ -236,7 +236,14 @@ class IsolatedRunner:
             return error_result(variant, message, time.perf_counter() - start)
         if "error" in reply:
             return error_result(variant, str(reply["error"]), time.perf_counter() - start)
-        return Result.from_json(reply["result"])
+        result = Result.from_json(reply["result"])
+        if result.metrics.get(
+            "context_poisoned"
+        ):  # its GPU context is unusable: the next variant gets a new one
+            self._worker = None
+            worker.kill()
+            zygote.exit_code(worker)
+        return result
 
     def close(self, *, kill: bool = False) -> None:
         """Stop the worker (at once with kill, else after what it was sent) and the zygote."""

@@ -16,7 +16,7 @@ from rich.markup import escape
 from cnnbench.casefile.budget import resolve_budget
 from cnnbench.casefile.load import case_files_hash, load_suite
 from cnnbench.casefile.select import check_filters, select
-from cnnbench.casefile.variants import AnyVariant, estimated_seconds, expand, expand_benchmarks
+from cnnbench.casefile.variants import AnyVariant, BenchVariant, estimated_seconds, expand, expand_benchmarks
 from cnnbench.errors import UsageError
 from cnnbench.execution.resume import Resume
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from cnnbench.execution.pool import PoolPlan, WorkerPool
 from cnnbench.execution.shard import parse_shard, take_shard
 from cnnbench.store.result import Result
-from cnnbench.store.run import Run, RunStore, RunWriter, row_order
+from cnnbench.store.run import DEFAULT_ROOT, Run, RunStore, RunWriter, row_order
 
 __all__ = ["MAX_TIME_PER_CASE_S", "RunOptions", "RunOutcome", "RunSession", "load_variants"]
 
@@ -59,6 +59,10 @@ class RunOptions:
     """Every benchmark's time budget in seconds (None: each benchmark's max_time_s)."""
     workers: int | str | None = None
     """--workers: a pool of N (or "auto") isolated workers running variants side by side; None: one at a time."""
+    reprobe: bool = False
+    """Measure the machine's ceilings again instead of reusing the stored ones (``--reprobe``)."""
+    fp32_precision: str | None = None
+    """ieee or tf32: float32 convs and matmuls pinned for the run (None or default: torch's flags)."""
 
     def __post_init__(self) -> None:
         if not self.paths:
@@ -75,6 +79,8 @@ class RunOptions:
             from cnnbench.execution.pool import parse_workers
 
             object.__setattr__(self, "workers", parse_workers(str(self.workers)))
+        if self.fp32_precision not in (None, "default", "ieee", "tf32"):
+            raise UsageError(f"--fp32-precision {self.fp32_precision}: expected ieee, tf32 or default")
         if self.timeout is not None and not self.isolate:
             object.__setattr__(self, "isolate", True)
 
@@ -96,6 +102,7 @@ class RunOptions:
             "threads": stored.get("threads"),
             "max_time_per_case": stored.get("max_time_per_case"),
             "workers": stored.get("workers"),
+            "fp32_precision": stored.get("fp32_precision"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "max_case_bytes" in overrides and overrides["max_case_bytes"] is not None:
@@ -125,8 +132,32 @@ class RunOptions:
                     else {}
                 ),
                 **({"workers": self.workers} if self.workers is not None else {}),
+                **({"reprobe": True} if self.reprobe else {}),
+                **({"fp32_precision": self.fp32_precision} if self.fp32_precision is not None else {}),
             },
         }
+
+
+def _pin_fp32_precision(mode: str | None) -> Callable[[], None]:
+    """Set the run's --fp32-precision flags here, and in the environment every worker inherits; returns what
+    undoes both when the run ends (an in-process caller, a test, gets its flags back)."""
+    if mode in (None, "default"):
+        return lambda: None
+    from cnnbench import device
+    from cnnbench.numerics.precision import FP32_PRECISION_ENV
+
+    saved_env, saved_flags = os.environ.get(FP32_PRECISION_ENV), device._current_flags()
+    os.environ[FP32_PRECISION_ENV] = str(mode)
+    device.set_fp32_precision(mode)
+
+    def undo() -> None:
+        if saved_env is None:
+            os.environ.pop(FP32_PRECISION_ENV, None)
+        else:
+            os.environ[FP32_PRECISION_ENV] = saved_env
+        device._restore_flags(saved_flags)
+
+    return undo
 
 
 def _tuple(value: Any) -> tuple[str, ...] | None:
@@ -221,9 +252,10 @@ class RunSession:
         from cnnbench.bench.timing import set_threads
         from cnnbench.environment import capture_environment
 
-        # Before the environment is captured, so that it records the count in force.
+        # Before the environment is captured, so that it records the count and the precision flags in force.
         # A pool's workers run checks with its threads per worker: the count their rows were computed with.
         set_threads(self.pool.threads if self.pool is not None else self.options.threads)
+        self._unpin = _pin_fp32_precision(self.options.fp32_precision)
         return {
             **self.options.meta(),
             "case_files_hash": case_files_hash(self.options.paths),
@@ -279,11 +311,12 @@ class RunSession:
         if writer is not None:
             meta = writer.meta
         results: list[Result] = []
+        book = self._ceilings(todo)
         execute = self._executor()
         signals = SignalCatcher()
         complete, stopped = False, None
         try:
-            self._loop(todo, execute, writer, results)
+            self._loop(todo, execute, writer, results, book)
             complete = True
         except KeyboardInterrupt as exc:
             stopped = exc
@@ -295,10 +328,11 @@ class RunSession:
             close = getattr(execute, "close", None)
             if close is not None:
                 close(kill=not complete)
-            _store_peaks(meta, earlier + results)
+            _store_ceilings(meta, book)
             if writer is not None:
                 writer.close(complete=complete)
             signals.restore()
+            getattr(self, "_unpin", lambda: None)()
         rows = earlier + results
         if self.pool is not None:  # the order the stored run loads in, not the order the workers finished
             rows.sort(key=row_order)
@@ -312,12 +346,30 @@ class RunSession:
             run, len(results), len(self.case_ids), elapsed, complete, stopped, writer is not None
         )
 
+    def _ceilings(self, todo: list[AnyVariant]) -> Any:
+        """The machine's ceilings the benchmark rows are compared with, probed now where not stored (None: no
+        benchmark to run)."""
+        bench = [v for v in todo if isinstance(v, BenchVariant)]
+        if not bench:
+            return None
+        from cnnbench.bench.ceilings import CeilingBook, machines_dir, prepare
+
+        root = self.store.root if self.store is not None else DEFAULT_ROOT
+        book = CeilingBook(
+            machines_dir(root),
+            reprobe=self.options.reprobe,
+            say=lambda msg: self.err.print(f"[dim]{escape(msg)}[/]", highlight=False),
+        )
+        prepare(book, bench)
+        return book
+
     def _loop(
         self,
         todo: list[AnyVariant],
         execute: Executor | WorkerPool,
         writer: RunWriter | None,
         results: list[Result],
+        book: Any = None,
     ) -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -338,22 +390,24 @@ class RunSession:
             rows = execute.imap(todo) if hasattr(execute, "imap") else map(execute, todo)
             for done, (result, weight) in enumerate(zip(rows, weights, strict=True), start=1):
                 progress.update(task, description=escape(result.variant_id))
+                if book is not None and result.kind == "bench":
+                    from cnnbench.bench.ceilings import apply_roofline
+
+                    apply_roofline(result, book)
                 results.append(result)
                 if writer is not None:
                     writer.append(result)
                 progress.update(task, advance=weight, done=done)
 
 
-def _store_peaks(meta: dict[str, Any], results: list[Result]) -> None:
-    """The GEMM peaks the run's bench rows measured (device -> dtype -> GFLOP/s), over any already stored."""
-    stored = meta.get("peaks")
-    peaks: dict[str, dict[str, float]] = {}
-    if isinstance(stored, dict):
-        peaks = {str(d): dict(v) for d, v in stored.items() if isinstance(v, dict)}
-    if any(r.kind == "bench" for r in results):
-        from cnnbench.bench.runner import run_peaks
-
-        for device, by_dtype in run_peaks(results).items():
-            peaks.setdefault(device, {}).update(by_dtype)
-    if peaks:
-        meta["peaks"] = peaks
+def _store_ceilings(meta: dict[str, Any], book: Any) -> None:
+    """Save the ceilings the run probed or raised, and record those it used in meta["ceilings"] (over any a
+    resumed run stored)."""
+    if book is None:
+        return
+    book.save()
+    used = book.meta()
+    stored = meta.get("ceilings")
+    if isinstance(stored, dict) and isinstance(stored.get("entries"), dict):
+        used["entries"] = {**stored["entries"], **used["entries"]}
+    meta["ceilings"] = used

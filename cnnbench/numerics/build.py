@@ -3,6 +3,7 @@ case describes."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -10,29 +11,49 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnbench.casefile.format import LayerSpec
+from cnnbench.casefile.format import ChainStep, LayerSpec
+from cnnbench.casefile.tensors import is_tensor_spec, tensor_args
 from cnnbench.casefile.vocabulary import DTYPES, EXCEPTION_TYPES, FUNCTIONAL_OPS, MODULES, TORCH_OPS
 from cnnbench.errors import CnnbenchError
 from cnnbench.numerics.fill import make_tensor, torch_dtype
 
 __all__ = [
+    "Chain",
+    "as_called",
     "build_layers",
     "build_module",
     "convert_args",
     "exception_type",
     "load_state",
     "resolve_op",
+    "tensor_kwargs",
     "to_dtype",
 ]
 
 
+def as_called(value: Any) -> Any:
+    """A case-file value as a Python user passes it: a list (YAML has no tuples) becomes a tuple, nested lists
+    too, so ``kernel_size: [2, 3]`` is ``kernel_size=(2, 3)`` and a module's repr reads as PyTorch's docs do."""
+    if isinstance(value, list | tuple):
+        return tuple(as_called(v) for v in value)
+    return value
+
+
 def convert_args(args: Mapping[str, Any]) -> dict[str, Any]:
     """Case-file values as torch takes them: a dtype name given as the dtype argument (softmax's) becomes the
-    torch dtype; every other value is passed as written."""
+    torch dtype, lists become tuples (as_called); tensors given by keyword are left to tensor_kwargs."""
     return {
-        key: getattr(torch, value) if key == "dtype" and isinstance(value, str) and value in DTYPES else value
+        key: getattr(torch, value)
+        if key == "dtype" and isinstance(value, str) and value in DTYPES
+        else as_called(value)
         for key, value in args.items()
+        if not is_tensor_spec(value)
     }
+
+
+def tensor_kwargs(args: Mapping[str, Any], dtype: str, device: str) -> dict[str, torch.Tensor]:
+    """The tensors an op's args (a module's call_args) pass by keyword, built in dtype (unless pinned) on device."""
+    return {name: make_tensor(spec, dtype, device) for name, spec in tensor_args(args).items()}
 
 
 def resolve_op(name: str) -> Callable[..., Any]:
@@ -103,10 +124,37 @@ def load_state(module: nn.Module, state: Mapping[str, Any], device: str) -> None
 
 
 def build_module(name: str, args: Mapping[str, Any]) -> nn.Module:
-    """Construct torch.nn.<name>(**args)."""
-    return _module_class(name)(**dict(args))
+    """Construct torch.nn.<name>(**args), lists passed as tuples (convert_args)."""
+    return _module_class(name)(**convert_args(args))
 
 
 def build_layers(layers: list[LayerSpec]) -> nn.Sequential:
     """An nn.Sequential of the layers, constructed in float32 on the CPU."""
     return nn.Sequential(*(build_module(layer.module, layer.args) for layer in layers))
+
+
+class Chain:
+    """A ``chain:`` as one callable: each step's op called with the previous step's outputs (a tuple spread as
+    positional arguments), the first with the case's inputs; returns the last step's result."""
+
+    def __init__(self, steps: list[ChainStep], dtype: str, device: str) -> None:
+        self.steps: list[Callable[..., Any]] = [
+            functools.partial(
+                resolve_op(step.op), **convert_args(step.args), **tensor_kwargs(step.args, dtype, device)
+            )
+            for step in steps
+        ]
+        self.names = [step.op for step in steps]
+
+    def trace(self, *inputs: Any) -> list[Any]:
+        """Every step's result, in order."""
+        results: list[Any] = []
+        operands: tuple[Any, ...] = inputs
+        for step in self.steps:
+            out = step(*operands)
+            results.append(out)
+            operands = tuple(out) if isinstance(out, tuple | list) else (out,)
+        return results
+
+    def __call__(self, *inputs: Any) -> Any:
+        return self.trace(*inputs)[-1]

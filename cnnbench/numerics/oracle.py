@@ -18,8 +18,11 @@ from torch import nn
 from torch.autograd.gradcheck import GradcheckError
 
 from cnnbench.casefile.format import CaseSpec
+from cnnbench.casefile.tensors import tensor_args
 from cnnbench.casefile.variants import Variant
 from cnnbench.numerics.checks import Check, check_close
+from cnnbench.numerics.fill import make_tensor
+from cnnbench.numerics.precision import variant_compute_precision
 from cnnbench.numerics.subject import (
     Builder,
     Subject,
@@ -37,7 +40,8 @@ from cnnbench.ops.lowering import (
     reduction_length,
     spatial_dims,
 )
-from cnnbench.ops.precision import UNIT_ROUNDOFF
+from cnnbench.ops.modelled import NOT_PASSED
+from cnnbench.ops.precision import UNIT_ROUNDOFF, math_kind, narrows
 from cnnbench.store.result import Result
 
 __all__ = [
@@ -59,7 +63,7 @@ _CACHE_SIZE = 32
 #: gradcheck compares full Jacobians up to this many input elements, and random projections (fast mode) above.
 _GRADCHECK_FULL_NUMEL = 2000
 #: Case args that change how torch returns a result but not what the reference computes.
-_NOT_REFERENCE_ARGS = frozenset({"dtype", "inplace"})
+_NOT_REFERENCE_ARGS = NOT_PASSED
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -93,33 +97,51 @@ def clear_cache() -> None:
 
 def _reference_call(
     spec: CaseSpec, subject: Subject
-) -> tuple[str, dict[str, Any], list[torch.Tensor | None]]:
-    """The op, its keyword args and its positional tensors for a float64 subject."""
+) -> tuple[str, dict[str, Any], list[torch.Tensor | None], tuple[str, ...]]:
+    """The op, its keyword args, its tensors for a float64 subject, and the keyword names of the last tensors
+    (module parameters the op takes by keyword, e.g. layer_norm's weight and bias)."""
     if spec.op is not None:
         args = {k: v for k, v in spec.args.items() if k not in _NOT_REFERENCE_ARGS}
-        return spec.op, args, list(subject.inputs)
+        # Tensors passed by keyword (weight=, bias=, running_mean=): float64 arrays, as the positional ones.
+        args |= {k: make_tensor(v, "float64").numpy() for k, v in tensor_args(args).items()}
+        return spec.op, args, list(subject.inputs), ()
     assert spec.module is not None and subject.module is not None
-    if len(subject.inputs) != 1:
-        raise ValueError(f"a module reference takes one input; the case gives {len(subject.inputs)}")
     lowered = lower_module(spec.module, spec.args, spec.mode)
     args = dict(lowered.args)
     if lowered.notes.get("cumulative_momentum"):
         seen = int(getattr(subject.module, "num_batches_tracked", torch.tensor(0)))
         args["momentum"] = 1.0 / (seen + 1)
-    tensors: list[torch.Tensor | None] = [subject.inputs[0]]
-    for name in lowered.tensors:
+    tensors: list[torch.Tensor | None] = list(subject.inputs)  # forward's inputs (Bilinear, MaxUnpool: two)
+    for name in (*lowered.tensors, *lowered.keyword_tensors):
         value = getattr(subject.module, name, None) if name else None
         tensors.append(value if isinstance(value, torch.Tensor) else None)
-    return lowered.op, args, tensors
+    return lowered.op, args, tensors, lowered.keyword_tensors
+
+
+def finite_scale(values: np.ndarray) -> float:
+    """The largest finite magnitude of values (0 when there is none). Infinities and NaN are compared exactly by
+    the checks; letting them into the scale would make every tolerance derived from it infinite."""
+    a = np.abs(np.asarray(values, dtype=np.float64))
+    finite = a[np.isfinite(a)]
+    return float(finite.max()) if finite.size else 0.0
 
 
 def _numpy(t: torch.Tensor | None) -> np.ndarray | None:
-    return None if t is None else t.detach().to("cpu", torch.float64).numpy().copy()
+    """A float64 copy; integer tensors (class targets, unpooling indices) stay int64."""
+    if t is None:
+        return None
+    dtype = torch.float64 if t.is_floating_point() or t.is_complex() else torch.int64
+    return t.detach().to("cpu", dtype).numpy().copy()
 
 
 def _digest(op: str, args: dict[str, Any], arrays: Sequence[np.ndarray | None]) -> str:
     """A key for one call's values: the op, its args and every tensor's shape and bytes."""
-    h = hashlib.sha256(f"{op}{sorted(args.items())!r}".encode())
+    plain = {k: v for k, v in args.items() if not isinstance(v, np.ndarray)}
+    h = hashlib.sha256(f"{op}{sorted(plain.items())!r}".encode())
+    for name, value in sorted(
+        ((k, v) for k, v in args.items() if isinstance(v, np.ndarray)), key=lambda kv: kv[0]
+    ):
+        h.update(name.encode() + f"{value.shape}".encode() + np.ascontiguousarray(value).tobytes())
     for a in arrays:
         h.update(b"none" if a is None else f"{a.shape}".encode() + np.ascontiguousarray(a).tobytes())
     return h.hexdigest()
@@ -130,14 +152,15 @@ def _reference(spec: CaseSpec, build: Builder) -> _Reference:
     from cnnbench.numerics.reference import REFERENCES
 
     subject = build("cpu", "float64", "contiguous")
-    op, args, tensors = _reference_call(spec, subject)
+    op, args, tensors, keywords = _reference_call(spec, subject)
     arrays = tuple(_numpy(t) for t in tensors)
     key = (spec.id, _digest(op, args, arrays))
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
     work = [None if a is None else a.copy() for a in arrays]
-    result = REFERENCES[op](*work, **args)
+    positional = work[: len(work) - len(keywords)]
+    result = REFERENCES[op](*positional, **args, **dict(zip(keywords, work[len(positional) :], strict=True)))
     outputs = tuple(np.asarray(r) for r in result) if isinstance(result, tuple) else (np.asarray(result),)
     state: dict[str, np.ndarray] = {}
     if op == "batch_norm" and args.get("training"):
@@ -147,7 +170,7 @@ def _reference(spec: CaseSpec, build: Builder) -> _Reference:
     shapes = [None if a is None else tuple(a.shape) for a in arrays]
     k = reduction_length(op, args, shapes)
     first = arrays[0]
-    input_scale = float(np.abs(first).max()) if first is not None and first.size else 0.0
+    input_scale = finite_scale(first) if first is not None else 0.0
     ref = _Reference(op, args, arrays, outputs, state, k, input_scale)
     _CACHE[key] = ref
     while len(_CACHE) > _CACHE_SIZE:
@@ -161,15 +184,48 @@ def _reference(spec: CaseSpec, build: Builder) -> _Reference:
 
 
 def _tolerance(
-    spec: CaseSpec, plan: ExactPlan | None, op: str, dtype: str, k: int, scale: float, input_scale: float
+    spec: CaseSpec,
+    plan: ExactPlan | None,
+    op: str,
+    dtype: str,
+    k: int,
+    scale: float,
+    input_scale: float,
+    compute_precision: str | None = None,
+    term_norm: float | None = None,
 ) -> Tolerance:
     if dtype not in UNIT_ROUNDOFF:
         return ZERO
     if plan is not None and plan.zero_tolerance:
         base = ZERO
     else:
-        base = reference_tolerance(op, dtype, k, scale, input_scale)
+        base = reference_tolerance(
+            op, dtype, k, scale, input_scale, compute_precision=compute_precision, term_norm=term_norm
+        )
     return with_override(base, dtype, spec.tolerance)
+
+
+def _term_norm(op: str, args: dict[str, Any], positional: Sequence[np.ndarray | None]) -> float | None:
+    """The largest 2-norm of one output element's products |a_i w_i| of a convolution or linear call: the
+    op applied in float64 to the squared input and weight (no bias), square-rooted; None for other ops."""
+    from cnnbench.numerics.reference import REFERENCES
+
+    if math_kind(op) == "none" or op not in REFERENCES or len(positional) < 2:
+        return None
+    x, w = positional[0], positional[1]
+    if x is None or w is None:
+        return None
+    squares = np.asarray(REFERENCES[op](np.square(x), np.square(w), None, **args))
+    finite = squares[np.isfinite(squares)]  # non-finite inputs are judged by their own rules, not this term
+    return float(np.sqrt(finite.max())) if finite.size else 0.0
+
+
+def _precision_terms(variant: Variant, op: str, ref: _Reference | None) -> tuple[str | None, float | None]:
+    """The variant's compute precision, and its term norm where that precision narrows the dtype."""
+    precision = variant_compute_precision(variant)
+    if ref is None or not narrows(variant.dtype, precision):
+        return precision, None
+    return precision, _term_norm(op, ref.args, ref.positional)
 
 
 def mistrust(expected: np.ndarray | torch.Tensor) -> str:
@@ -290,6 +346,9 @@ def _reference_checks(
         result.metrics["reduction_length"] = ref.k
         if plan is not None and plan.nonzeros is not None:
             result.metrics["exact_nonzeros"] = plan.nonzeros
+    precision, term_norm = _precision_terms(variant, ref.op, ref)
+    if result is not None and term_norm is not None:
+        result.metrics["term_norm"] = term_norm
     got_all = _outputs(out)
     if len(got_all) != len(ref.outputs):
         return [
@@ -308,8 +367,8 @@ def _reference_checks(
                 _check_indices(label, got, got_all[0], want, subject.inputs[0], spatial_dims(ref.op))
             )
         else:
-            scale = float(np.abs(want).max()) if want.size else 0.0
-            tol = _tolerance(spec, plan, ref.op, dtype, ref.k, scale, ref.input_scale)
+            scale = finite_scale(want)
+            tol = _tolerance(spec, plan, ref.op, dtype, ref.k, scale, ref.input_scale, precision, term_norm)
             check = check_close(label, got, torch.from_numpy(want), tol)
             tol64 = _tolerance(spec, None, ref.op, "float64", ref.k, scale, ref.input_scale)
             check = _diagnose(check, got, want, dtype, build, tol64, result)
@@ -320,7 +379,7 @@ def _reference_checks(
         if got_state is None:
             checks.append(Check(False, f"{label}: the call has no {name} to compare"))
             continue
-        scale = float(np.abs(want).max()) if want.size else 0.0
+        scale = finite_scale(want)
         tol = _tolerance(spec, None, ref.op, dtype, ref.k, scale, ref.input_scale)
         checks.append(check_close(label, got_state, torch.from_numpy(want), tol))
     return checks
@@ -387,11 +446,17 @@ def _grad_reference_checks(variant: Variant, build: Builder, result: Result | No
         if got is None:
             checks.append(Check(False, f"{label}: torch computed no gradient"))
             continue
-        scale = float(np.abs(want).max()) if want.size else 0.0
+        scale = finite_scale(want)
         k = lengths.get(name, lengths.get("input", 1))
         tol = with_override(
             reference_tolerance(
-                ref.op, dtype, k, scale, ref.input_scale * max(scale, 1.0), exact_data_movement=False
+                ref.op,
+                dtype,
+                k,
+                scale,
+                ref.input_scale * max(scale, 1.0),
+                exact_data_movement=False,
+                compute_precision=variant_compute_precision(variant),
             ),
             dtype,
             spec.tolerance,
@@ -437,10 +502,21 @@ def _gradcheck(variant: Variant, build: Builder) -> Check:
     return Check(True)
 
 
-def _agree(label: str, got: Any, want: Any, spec: CaseSpec, dtype: str, subject: Subject) -> list[Check]:
-    """Two torch results of the same case: equal within the dtype's scaled tolerance (zero with exact fill)."""
+def _agree(
+    label: str, got: Any, want: Any, variant: Variant, subject: Subject, build: Builder
+) -> list[Check]:
+    """Two torch results of the same case: equal within the dtype's scaled tolerance (zero with exact fill),
+    widened for the variant's compute precision where it narrows the dtype (TF32 against the CPU's IEEE)."""
+    spec, dtype = variant.case.spec, variant.dtype
     plan = exact_plan(spec, dtype)
     op, k = _call_length(spec, subject)
+    precision, term_norm = variant_compute_precision(variant), None
+    if narrows(dtype, precision) and (spec.op is not None or spec.module is not None):
+        try:
+            ref_op, ref_args, tensors, _ = _reference_call(spec, build("cpu", "float64", "contiguous"))
+            term_norm = _term_norm(ref_op, ref_args, [_numpy(t) for t in tensors])
+        except (ValueError, TypeError, KeyError):
+            term_norm = None
     got_all, want_all = _outputs(got), _outputs(want)
     if len(got_all) != len(want_all):
         return [Check(False, f"{label}: {len(got_all)} outputs against {len(want_all)}")]
@@ -453,8 +529,8 @@ def _agree(label: str, got: Any, want: Any, spec: CaseSpec, dtype: str, subject:
         if not w_cpu.is_floating_point():
             checks.append(check_close(name, g, w_cpu, ZERO))
             continue
-        scale = float(w_cpu.abs().max()) if w_cpu.numel() else 0.0
-        tol = _tolerance(spec, plan, op, dtype, k, scale, scale)
+        scale = finite_scale(w_cpu.to(torch.float64).numpy())
+        tol = _tolerance(spec, plan, op, dtype, k, scale, scale, precision, term_norm)
         checks.append(_trusted(check_close(name, g, w_cpu, tol), name, w_cpu, spec))
     return checks
 
@@ -514,14 +590,12 @@ def oracle_checks(
         checks.append(_gradcheck(variant, build))
     if expect.match == "cpu" and variant.device.split(":")[0] != "cpu":
         cpu_out = _run(build("cpu", variant.dtype, variant.memory_format))
-        checks.extend(_agree("match cpu", out, cpu_out, spec, variant.dtype, subject))
+        checks.extend(_agree("match cpu", out, cpu_out, variant, subject, build))
     if variant.memory_format != "contiguous":
         if result is not None:
             result.metrics["memory_format"] = variant.memory_format
         base = _run(build(variant.device, variant.dtype, "contiguous"))
-        checks.extend(
-            _agree(f"{variant.memory_format} vs contiguous", out, base, spec, variant.dtype, subject)
-        )
+        checks.extend(_agree(f"{variant.memory_format} vs contiguous", out, base, variant, subject, build))
     if expect.deterministic:
         again = _run(build(variant.device, variant.dtype, variant.memory_format))
         checks.append(_bitwise("deterministic", out, again))

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from pydantic import TypeAdapter
 
+from cnnbench.casefile.case_shape import case_output_shape
 from cnnbench.casefile.exact import is_generated
 from cnnbench.casefile.format import CaseSpec
 from cnnbench.casefile.load import load_paths
@@ -24,15 +25,17 @@ from cnnbench.casefile.tensors import (
     RandSpec,
     TensorSpec,
     ZerosSpec,
+    is_tensor_spec,
     literal_shape,
 )
 from cnnbench.casefile.variants import Variant, expand, rerun_command
 from cnnbench.casefile.vocabulary import DTYPES, FUNCTIONAL_OPS, suggest
 from cnnbench.errors import UsageError
-from cnnbench.numerics.build import build_module, to_dtype
+from cnnbench.numerics.build import as_called, build_module, to_dtype
 from cnnbench.numerics.fill import make_tensor
 from cnnbench.numerics.subject import case_inputs, fill_parameters
 from cnnbench.numerics.tolerance import DEFAULT_TOLERANCES, tolerance_for
+from cnnbench.ops.geometry import GeometryError
 
 __all__ = ["find_variant", "parse_variant_id", "repro_snippet", "stored_row"]
 
@@ -114,8 +117,10 @@ def _py(value: Any) -> str:
         return repr(value) if math.isfinite(value) else f'float("{value}")'
     if isinstance(value, int | str):
         return repr(value)
-    if isinstance(value, list | tuple):
+    if isinstance(value, list):
         return "[" + ", ".join(_py(v) for v in value) + "]"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_py(v) for v in value) + ("," if len(value) == 1 else "") + ")"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{_py(k)}: {_py(v)}" for k, v in value.items()) + "}"
     raise UsageError(f"cannot write {type(value).__name__} {value!r} as a Python literal")
@@ -194,13 +199,16 @@ def _expected_expr(raw: Any) -> str:
 
 
 def _args(args: dict[str, Any]) -> str:
-    """Keyword arguments; a dtype name given as the dtype argument becomes the torch dtype (build.convert_args)."""
+    """Keyword arguments as build.convert_args passes them: a dtype name given as the dtype argument becomes the
+    torch dtype, lists become tuples, and a tensor given by keyword is built like an input."""
     parts = []
     for key, value in args.items():
         if key == "dtype" and isinstance(value, str) and value in DTYPES:
             parts.append(f"{key}=torch.{value}")
+        elif is_tensor_spec(value):
+            parts.append(f"{key}={_tensor_expr(value, 'dtype')}")
         else:
-            parts.append(f"{key}={_py(value)}")
+            parts.append(f"{key}={_py(as_called(value))}")
     return ", ".join(parts)
 
 
@@ -239,7 +247,15 @@ def _build_module(variant: Variant, lines: list[str]) -> None:
     lines.append("module.train()" if spec.mode == "train" else "module.eval()")
     if variant.memory_format != "contiguous":
         lines.append("module = module.to(memory_format=torch.channels_last)")
-    lines.append("fn = module")
+    if spec.call_args:
+        lines += [
+            "",
+            "def fn(*tensors):  # the forward call's keyword arguments (call_args)",
+            f"    return module(*tensors, {_args(spec.call_args)})",
+            "",
+        ]
+    else:
+        lines.append("fn = module")
 
 
 def _pinned_arg(pinned: str | None) -> str:
@@ -248,9 +264,8 @@ def _pinned_arg(pinned: str | None) -> str:
 
 def _tuple_output(spec: CaseSpec) -> bool:
     """Whether the call returns several tensors (judged as the runner does at run time, from the case)."""
-    if spec.args.get("return_indices") or any(
-        layer.args.get("return_indices") for layer in spec.layers or []
-    ):
+    last = spec.chain[-1].args if spec.chain else spec.args
+    if last.get("return_indices") or any(layer.args.get("return_indices") for layer in spec.layers or []):
         return True
     raw = spec.expect.output
     if isinstance(raw, list) and any(item is None or isinstance(item, dict) for item in raw):
@@ -267,7 +282,28 @@ def _exception_expr(name: str) -> str:
     return name if isinstance(getattr(builtins, name, None), type) else f"torch.{name}"
 
 
+def _arithmetic_lines(spec: CaseSpec, lines: list[str]) -> None:
+    """The run's own check of a conv/pool call's output shape against the convolution arithmetic, so the script
+    and the run cannot disagree about it."""
+    if spec.layers is not None or spec.expect.layer_shapes is not None or not spec.inputs:
+        return
+    label = "output shape vs convolution arithmetic"
+    shapes = "[list(t.shape) for t in (out if isinstance(out, (tuple, list)) else [out])]"
+    try:
+        shape = case_output_shape(spec)
+    except GeometryError as exc:
+        message = f"{label}: the arithmetic rejects this geometry ({exc}), but the call returned"
+        lines.append(f"raise AssertionError({message!r} + f' {{{shapes}}}')")
+        return
+    if shape is not None:
+        lines += [
+            f"arithmetic = {list(shape)!r}  # cnnbench/ops/arithmetic.py's output shape for this call",
+            f"assert all(s == arithmetic for s in {shapes}), f'{label}: expected {{arithmetic}}, got {{{shapes}}}'",
+        ]
+
+
 def _expectations(spec: CaseSpec, lines: list[str]) -> None:
+    _arithmetic_lines(spec, lines)
     expect = spec.expect
     if expect.output is not None:
         if _tuple_output(spec):
@@ -370,7 +406,24 @@ def _input_lines(variant: Variant) -> list[str]:
 def _call_lines(variant: Variant, lines: list[str]) -> None:
     spec = variant.case.spec
     lines += ["", "# The call."]
-    if spec.op is not None:
+    if spec.chain is not None:
+        lines.append("steps = [  # the chain: each step is fed the previous step's outputs (a tuple spread)")
+        for step in spec.chain:
+            namespace = "F" if step.op in FUNCTIONAL_OPS else "torch"
+            args = _args(step.args)
+            lines.append(f"    lambda *t: {namespace}.{step.op}(*t{', ' + args if args else ''}),")
+        lines += [
+            "]",
+            "",
+            "",
+            "def fn(*tensors):",
+            "    out = tensors",
+            "    for step in steps:",
+            "        out = step(*(out if isinstance(out, (tuple, list)) else (out,)))",
+            "    return out",
+            "",
+        ]
+    elif spec.op is not None:
         namespace = "F" if spec.op in FUNCTIONAL_OPS else "torch"
         args = _args(spec.args)
         lines += [
@@ -382,12 +435,18 @@ def _call_lines(variant: Variant, lines: list[str]) -> None:
         _build_module(variant, lines)
 
 
-def _outcome_lines(spec: CaseSpec, lines: list[str]) -> None:
-    """Run the call and check what the case expects of it: the error it raises, or its result."""
+def _outcome_lines(spec: CaseSpec, lines: list[str], build: list[str]) -> None:
+    """Build and run the call (build: its lines) and check what the case expects of it: the error it raises, or
+    its result."""
     expect = spec.expect
-    if expect.error is not None:
+    if expect.error is None:
+        lines += build
+    else:
         wanted = _exception_expr(expect.error.type)
-        lines += ["try:", "    fn(*inputs.values())", f"except {wanted} as exc:"]
+        # A module is built inside the try: cnnbench counts its constructor as part of the call.
+        body = ["    " + line.replace("\n", "\n    ") for line in build if line]
+        body += ["    fn(*inputs.values())"] if spec.inputs else []
+        lines += ["try:", *body, f"except {wanted} as exc:"]
         if expect.error.match:
             lines.append(
                 f"    assert re.search({expect.error.match!r}, str(exc)), f'unexpected message: {{exc}}'"
@@ -399,8 +458,20 @@ def _outcome_lines(spec: CaseSpec, lines: list[str]) -> None:
             f"    raise AssertionError('expected {expect.error.type}, but the call returned normally')",
         ]
         return
+    if not spec.inputs:
+        lines += ["", "# No input: the module is built, never called; the expectation is about the module."]
+        _expectations(spec, lines)
+        return
     lines.append("with torch.no_grad():")
-    if expect.layer_shapes is not None:
+    if expect.layer_shapes is not None and spec.chain is not None:
+        lines += [
+            "    out = tuple(inputs.values())",
+            f"    for i, (step, shape) in enumerate(zip(steps, {_py(expect.layer_shapes)})):",
+            "        out = step(*(out if isinstance(out, (tuple, list)) else (out,)))",
+            "        first = out[0] if isinstance(out, (tuple, list)) else out",
+            "        assert list(first.shape) == shape, f'step {i}: shape {list(first.shape)}'",
+        ]
+    elif expect.layer_shapes is not None:
         lines += [
             "    tensors = list(inputs.values())",
             "    out = tensors[0]",
@@ -412,6 +483,25 @@ def _outcome_lines(spec: CaseSpec, lines: list[str]) -> None:
         lines.append("    out = fn(*inputs.values())")
     lines += ["", "# The expectation."]
     _expectations(spec, lines)
+
+
+#: torch.set_float32_matmul_precision's name of each pinned float32 precision.
+_MATMUL_PRECISION = {"ieee": "highest", "tf32": "high"}
+
+
+def _precision_lines(variant: Variant, stored: dict[str, Any] | None) -> list[str]:
+    """Pin torch's float32 conv and matmul precision as the variant ran: its case's fp32_precision, else the
+    stored row's compute_precision (ieee or tf32)."""
+    pinned = variant.case.spec.fp32_precision
+    mode = pinned if pinned in _MATMUL_PRECISION else (stored or {}).get("compute_precision")
+    if variant.dtype != "float32" or mode not in _MATMUL_PRECISION:
+        return []
+    return [
+        f"# float32 convolutions and matmuls computed in {mode} (cnnbench's compute_precision): pin the flags.",
+        f"torch.backends.cudnn.conv.fp32_precision = {mode!r}",
+        f"torch.backends.mkldnn.conv.fp32_precision = {mode!r}",
+        f"torch.set_float32_matmul_precision({_MATMUL_PRECISION[mode]!r})",
+    ]
 
 
 def repro_snippet(variant: Variant, stored: dict[str, Any] | None = None) -> str:
@@ -427,11 +517,13 @@ def repro_snippet(variant: Variant, stored: dict[str, Any] | None = None) -> str
         *_header(variant, stored, oracles),
         _PRELUDE.format(device=variant.device, dtype=variant.dtype, tolerances=tol_text).rstrip(),
     ]
+    lines += _precision_lines(variant, stored)
     if spec.op is None:
         lines.append(_STATE_HELPER.rstrip())
     lines += _input_lines(variant)
-    _call_lines(variant, lines)
-    _outcome_lines(spec, lines)
+    build: list[str] = []
+    _call_lines(variant, build)
+    _outcome_lines(spec, lines, build)
     lines += ["", f"print('ok: {variant.id} reproduces as expected')", ""]
     return "\n".join(lines)
 

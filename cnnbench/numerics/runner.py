@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import re
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
 from pydantic import TypeAdapter
 from torch import nn
 
+from cnnbench import device as device_module
 from cnnbench.casefile.case_shape import judge_output_shape
 from cnnbench.casefile.format import CaseSpec, ExpectSpec
 from cnnbench.casefile.tensors import TensorSpec
@@ -21,17 +23,20 @@ from cnnbench.casefile.variants import BenchVariant, Variant
 from cnnbench.environment import device_available
 from cnnbench.errors import CnnbenchError, first_line
 from cnnbench.numerics.build import (
+    Chain,
     build_layers,
     build_module,
     convert_args,
     exception_type,
     load_state,
     resolve_op,
+    tensor_kwargs,
     to_dtype,
 )
 from cnnbench.numerics.checks import Check, check_close, check_shape
 from cnnbench.numerics.fill import make_tensor
 from cnnbench.numerics.oracle import oracle_checks, skip_reason
+from cnnbench.numerics.precision import pin_for, variant_compute_precision
 from cnnbench.numerics.subject import Subject, case_inputs, fill_parameters, to_memory_format
 from cnnbench.numerics.tolerance import tolerance_for
 from cnnbench.numerics.training import train
@@ -71,8 +76,12 @@ class _Call:
     def __init__(self, spec: CaseSpec, device: str, dtype: str) -> None:
         self.module: nn.Module | None = None
         args = convert_args(spec.args)
+        if spec.chain is not None:
+            self.fn: Callable[..., Any] = Chain(spec.chain, dtype, device)
+            return
         if spec.op is not None:
-            self.fn: Callable[..., Any] = functools.partial(resolve_op(spec.op), **args)
+            keywords = tensor_kwargs(spec.args, dtype, device)
+            self.fn = functools.partial(resolve_op(spec.op), **args, **keywords)
             return
         torch.manual_seed(spec.seed)
         if spec.layers is not None:
@@ -88,6 +97,9 @@ class _Call:
         module.train(spec.mode == "train")
         self.module = module
         self.fn = module
+        if spec.call_args:
+            call = convert_args(spec.call_args) | tensor_kwargs(spec.call_args, dtype, device)
+            self.fn = functools.partial(module, **call)
 
 
 def _subject(variant: Variant, device: str, dtype: str, memory_format: str) -> Subject:
@@ -107,6 +119,8 @@ def _check_error(build: Callable[[], Subject], expect: ExpectSpec) -> Check:
     want = expect.error.type + (f" matching {pattern!r}" if pattern else "")
     try:
         call = build()
+        if not call.inputs:  # a module-only case: the constructor is the whole call
+            return Check(False, f"expected {want}, but building the module succeeded (the case has no input)")
         call.fn(*call.inputs)
     except Exception as exc:
         got = f"{type(exc).__name__}: {first_line(exc)}"
@@ -118,7 +132,7 @@ def _check_error(build: Callable[[], Subject], expect: ExpectSpec) -> Check:
     return Check(False, f"expected {want}, but the call returned normally")
 
 
-def _check_output(out: Any, expected: Any, spec: CaseSpec) -> list[Check]:
+def _check_output(out: Any, expected: Any, spec: CaseSpec, precision: str | None = None) -> list[Check]:
     if isinstance(out, tuple | list) and not isinstance(out, torch.Tensor):
         if not isinstance(expected, list) or len(expected) != len(out):
             n = len(expected) if isinstance(expected, list) else 1
@@ -126,16 +140,16 @@ def _check_output(out: Any, expected: Any, spec: CaseSpec) -> list[Check]:
         checks = []
         for i, (got, exp) in enumerate(zip(out, expected, strict=True)):
             if exp is not None:
-                checks.append(_compare(f"output[{i}]", got, exp, spec))
+                checks.append(_compare(f"output[{i}]", got, exp, spec, precision))
         return checks
-    return [_compare("output", out, expected, spec)]
+    return [_compare("output", out, expected, spec, precision)]
 
 
-def _compare(label: str, got: Any, expected: Any, spec: CaseSpec) -> Check:
+def _compare(label: str, got: Any, expected: Any, spec: CaseSpec, precision: str | None = None) -> Check:
     if not isinstance(got, torch.Tensor):
         return Check(False, f"{label}: expected a tensor, got {type(got).__name__}")
     want = _expected_tensor(expected)
-    return check_close(label, got, want, tolerance_for(_dtype_name(got.dtype), spec.tolerance))
+    return check_close(label, got, want, tolerance_for(_dtype_name(got.dtype), spec.tolerance, precision))
 
 
 def _shapes(out: Any) -> list[list[int]]:
@@ -204,9 +218,19 @@ def _execute(variant: Variant, result: Result | None = None) -> list[Check]:
     if spec.train is not None:
         train(call, spec, dtype, device, result)
     with torch.no_grad():
-        if expect.layer_shapes is not None:
+        if not inputs:  # a module-only case (repr, state_shapes, state): built, never called
+            out: Any = None
+        elif expect.layer_shapes is not None and isinstance(call.fn, Chain):
+            results = call.fn.trace(*inputs)
+            for i, (name, step_out, shape) in enumerate(
+                zip(call.fn.names, results, expect.layer_shapes, strict=True)
+            ):
+                got = _shapes(step_out)
+                checks.append(check_shape(f"step {i} ({name}) output", got[0] if got else [], shape))
+            out = results[-1]
+        elif expect.layer_shapes is not None:
             assert isinstance(call.module, nn.Sequential)
-            out: Any = inputs[0]
+            out = inputs[0]
             for i, (layer, shape) in enumerate(zip(call.module, expect.layer_shapes, strict=True)):
                 out = layer(out, *inputs[1:]) if i == 0 else layer(out)
                 checks.append(
@@ -216,10 +240,10 @@ def _execute(variant: Variant, result: Result | None = None) -> list[Check]:
             out = call.fn(*inputs)
     if result is not None:
         result.output_digest = output_digest(out)
-    if expect.layer_shapes is None:
+    if expect.layer_shapes is None and out is not None:
         checks.extend(_check_arithmetic_shape(spec, out))
     if expect.output is not None:
-        checks.extend(_check_output(out, expect.output, spec))
+        checks.extend(_check_output(out, expect.output, spec, variant_compute_precision(variant)))
     if expect.shape is not None:
         checks.extend(_check_shape_expect(out, expect.shape))
     if expect.dtype is not None:
@@ -284,18 +308,26 @@ def run_check(variant: Variant) -> Result:
         result.status, result.reason = "skipped", skip.reason
         return result
     if not device_available(variant.device):
-        result.status, result.reason = "skipped", f"device {variant.device} is not available"
+        result.status, result.reason = "skipped", _unavailable(variant.device)
         return result
+    concrete = device_module.resolve(variant.device) or variant.device
+    if concrete != variant.device:
+        result.metrics["resolved_device"] = concrete
+        variant = dataclasses.replace(variant, device=concrete)
     oracle_skip = skip_reason(variant)
     if oracle_skip is not None:
         result.status, result.reason = "skipped", oracle_skip
         return result
     try:
-        checks = _execute(variant, result)
+        with device_module.pin_fp32_precision(pin_for(variant.case.spec)):
+            result.compute_precision = variant_compute_precision(variant)
+            checks = _execute(variant, result)
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:
         result.status, result.message = "error", describe_exception(exc)
+        if device_module.context_poisoned(exc):
+            result.metrics["context_poisoned"] = True
     else:
         failed = [c for c in checks if not c.passed]
         untrusted = [c.mistrust for c in checks if c.mistrust]
@@ -306,6 +338,12 @@ def run_check(variant: Variant) -> Result:
         _record_errors(result, checks)
     result.duration_s = time.perf_counter() - start
     return apply_xfail(result, variant)
+
+
+def _unavailable(device: str) -> str:
+    if device.partition(":")[0] == device_module.ACCELERATOR:
+        return "no accelerator on this machine (torch.accelerator sees none)"
+    return f"device {device} is not available"
 
 
 def apply_xfail(result: Result, variant: Variant | BenchVariant) -> Result:
@@ -329,9 +367,18 @@ def _record_errors(result: Result, checks: Sequence[Check]) -> None:
         result.max_rel_err = max(c.max_rel_err for c in measured if c.max_rel_err is not None)
         result.mismatches = sum(c.mismatches for c in measured)
         result.numel = sum(c.numel for c in measured)
+        result.budget_used = _largest(c.budget_used for c in measured)
+        result.ulps_max = _largest(c.ulps_max for c in measured)
+        result.ulps_p99 = _largest(c.ulps_p99 for c in measured)
         first = next((c for c in measured if not c.passed), measured[0])
         if first.tolerance is not None:
             result.atol, result.rtol = first.tolerance.atol, first.tolerance.rtol
         result.examples = [
             {"index": list(m.index), "expected": m.expected, "got": m.got} for m in first.examples
         ]
+
+
+def _largest(values: Iterable[float | None]) -> float | None:
+    """The largest of the values recorded (a row's budget and ulps are those of its worst tensor), or None."""
+    present = [v for v in values if v is not None]
+    return max(present) if present else None

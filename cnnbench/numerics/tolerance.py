@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from cnnbench.casefile.format import ToleranceSpec
 from cnnbench.ops.catalog import traits
 from cnnbench.ops.exact import SELECT_OPS
-from cnnbench.ops.precision import UNIT_ROUNDOFF
+from cnnbench.ops.precision import UNIT_ROUNDOFF, input_roundoff, narrows
 
 __all__ = [
     "ACCUMULATOR",
     "DEFAULT_TOLERANCES",
+    "REDUCED_DEFAULTS",
     "SAFETY",
     "ZERO",
     "Tolerance",
@@ -54,14 +55,25 @@ def with_override(base: Tolerance, dtype: str, override: ToleranceSpec | None) -
     )
 
 
-def tolerance_for(dtype: str, override: ToleranceSpec | None = None) -> Tolerance:
-    """The tolerance for a literal expected value of dtype: the case's override over torch's default.
+#: The literal-value default of a reduced compute precision: TF32 has float16's significand (11 bits), so a
+#: float32 result computed in TF32 gets float16's defaults; bf16 compute gets bfloat16's.
+REDUCED_DEFAULTS: dict[str, str] = {"tf32": "float16", "bf16": "bfloat16"}
+
+
+def tolerance_for(
+    dtype: str, override: ToleranceSpec | None = None, compute_precision: str | None = None
+) -> Tolerance:
+    """The tolerance for a literal expected value of dtype: the case's override over torch's default (that of
+    the narrower dtype with the compute precision's significand, where compute_precision narrows dtype).
 
     Integer and bool results compare exactly, whatever the case says.
     """
     if dtype not in DEFAULT_TOLERANCES:
         return ZERO
-    return with_override(DEFAULT_TOLERANCES[dtype], dtype, override)
+    base = dtype
+    if narrows(dtype, compute_precision):
+        base = REDUCED_DEFAULTS[compute_precision or ""]
+    return with_override(DEFAULT_TOLERANCES[base], dtype, override)
 
 
 #: The dtype sums are accumulated in: half types accumulate in float32 on the CPU and in cuDNN/cuBLAS (their
@@ -80,7 +92,15 @@ SAFETY = 4.0
 
 
 def reference_tolerance(
-    op: str, dtype: str, k: int, scale: float, input_scale: float = 0.0, *, exact_data_movement: bool = True
+    op: str,
+    dtype: str,
+    k: int,
+    scale: float,
+    input_scale: float = 0.0,
+    *,
+    exact_data_movement: bool = True,
+    compute_precision: str | None = None,
+    term_norm: float | None = None,
 ) -> Tolerance:
     """The tolerance for a dtype result of op against the float64 reference.
 
@@ -96,6 +116,19 @@ def reference_tolerance(
     select or move values (cnnbench.ops.exact.SELECT_OPS: max pooling, relu, flatten, pad) round nothing but their
     inputs: rtol = u and atol = 0 (zero in float64), unless exact_data_movement is False (their gradients sum).
     Integer dtypes compare exactly.
+
+    A compute precision narrower than dtype (float32 under tf32: u_c = 2^-11) rounds both factors of every
+    product before the float32 accumulation: term i of an output's sum, x_i = a_i * w_i, becomes
+    x_i (1 + eta_i) with |eta_i| <= 2 u_c, independent and mean zero from term to term. Hoeffding's inequality
+    (the argument of Higham and Mary's probabilistic bound) gives ``|sum x_i eta_i| <= lambda 2 u_c ||x||_2``
+    except with probability 2 exp(-lambda^2 / 2); with lambda = SAFETY::
+
+        atol += SAFETY * 2 * u_c * term_norm
+
+    term_norm is the largest ||x||_2 over the output's elements: sqrt of the op applied to the squared
+    operands, which the float64 reference computes (cnnbench.numerics.oracle). It grows as sqrt(k) times the
+    terms' size, the model's reduction-length scaling. Where it is not known (gradients, stacks of layers)
+    sqrt(k) * scale stands in, which is larger for any sum without heavy cancellation.
     """
     if dtype not in UNIT_ROUNDOFF:
         return ZERO
@@ -106,4 +139,9 @@ def reference_tolerance(
     atol = SAFETY * (u + u_acc * math.sqrt(max(k, 1))) * abs(scale)
     if traits(op).input_sensitive:
         atol += SAFETY * 2.0 * u * abs(input_scale)
-    return Tolerance(atol=atol, rtol=SAFETY * u)
+    rtol = SAFETY * u
+    u_c = input_roundoff(dtype, compute_precision)
+    if u_c:
+        norm = math.sqrt(max(k, 1)) * abs(scale) if term_norm is None else abs(term_norm)
+        atol += SAFETY * 2.0 * u_c * norm
+    return Tolerance(atol=atol, rtol=rtol)

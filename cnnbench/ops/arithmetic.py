@@ -14,6 +14,7 @@ __all__ = [
     "conv_transpose_output_size",
     "expected_output_shape",
     "pool_output_size",
+    "requested_transpose_sizes",
     "same_padding",
 ]
 
@@ -100,6 +101,32 @@ def conv_transpose_output_size(
     if out < 1:
         raise ValueError(f"transposed convolution output size is {out} (< 1) for input size {size}")
     return out
+
+
+def requested_transpose_sizes(
+    requested: Sequence[int], min_sizes: Sequence[int], strides: Sequence[int], non_spatial: int
+) -> tuple[int, ...]:
+    """The spatial output sizes of ``ConvTranspose*d.forward(x, output_size=requested)``, as PyTorch checks them.
+
+    min_sizes are the sizes with no output padding; requested may also lead with the non-spatial dims (N, C),
+    which are dropped. Each size must lie in [min, min + stride - 1] (the output padding it implies is
+    below the stride); PyTorch raises ValueError otherwise.
+    """
+    nd = len(min_sizes)
+    sizes = [operator.index(v) for v in requested]
+    if len(sizes) == nd + non_spatial:
+        sizes = sizes[non_spatial:]
+    if len(sizes) != nd:
+        raise ValueError(
+            f"output_size must have {nd} or {nd + non_spatial} elements for a {nd + non_spatial}-D input "
+            f"(got {len(sizes)})"
+        )
+    max_sizes = [m + s - 1 for m, s in zip(min_sizes, strides, strict=True)]
+    if any(not lo <= size <= hi for size, lo, hi in zip(sizes, min_sizes, max_sizes, strict=True)):
+        raise ValueError(
+            f"requested an output size of {sizes}, but valid sizes range from {list(min_sizes)} to {max_sizes}"
+        )
+    return tuple(sizes)
 
 
 def same_padding(kernel: int, dilation: int = 1) -> tuple[int, int]:

@@ -13,6 +13,7 @@ from typing import Literal
 
 __all__ = [
     "FAMILIES",
+    "MODULE_GAPS",
     "MODULE_OPS",
     "OPS",
     "Exactness",
@@ -78,6 +79,8 @@ class OpTraits:
     """cnnbench.numerics.reference implements its forward."""
     gradient: bool = False
     """cnnbench.numerics.reference implements its backward (vector-Jacobian product)."""
+    no_reference: str = ""
+    """Why the reference does not model the op (shown when a case asks for it); empty where it does."""
 
     @property
     def has_weight(self) -> bool:
@@ -95,41 +98,46 @@ _CATALOG: list[OpTraits] = [
     # convolution
     *_nd("conv", "conv", exactness="sum", gradient=True, shape_rule=True, reference=True),
     *_nd("conv_transpose", "conv_transpose", exactness="sum", gradient=True, shape_rule=True, reference=True),
-    OpTraits("unfold", "unfold"),
-    OpTraits("fold", "unfold"),
+    OpTraits("unfold", "unfold", exactness="select", reference=True),
+    OpTraits("fold", "unfold", reference=True),
     # pooling
     *_nd("max_pool", "max_pool", exactness="select", routes_gradient=True, gradient=True, shape_rule=True, reference=True),
     *_nd("avg_pool", "avg_pool", exactness="average", gradient=True, shape_rule=True, reference=True),
-    *_nd("lp_pool", "lp_pool", dims=(1, 2)),
+    *_nd("lp_pool", "lp_pool", dims=(1, 2), input_sensitive=True, reference=True),
     # the reference has no backward of the 3-d adaptive pools
     *_nd("adaptive_max_pool", "adaptive_max_pool", dims=(1, 2), exactness="select", routes_gradient=True,
          gradient=True, shape_rule=True, reference=True),
     *_nd("adaptive_max_pool", "adaptive_max_pool", dims=(3,), exactness="select", routes_gradient=True, shape_rule=True, reference=True),
     *_nd("adaptive_avg_pool", "adaptive_avg_pool", dims=(1, 2), exactness="average", gradient=True, shape_rule=True, reference=True),
     *_nd("adaptive_avg_pool", "adaptive_avg_pool", dims=(3,), exactness="average", shape_rule=True, reference=True),
-    *_nd("max_unpool", "unpool", dims=(1, 2)),
+    *_nd("max_unpool", "unpool", dims=(1, 2), reference=True),
     # normalisation
     OpTraits("batch_norm", "norm", same_shape=True, input_sensitive=True, reference=True, gradient=True),
-    OpTraits("instance_norm", "norm"),
-    OpTraits("layer_norm", "norm"),
-    OpTraits("group_norm", "norm"),
-    OpTraits("local_response_norm", "norm"),
-    OpTraits("normalize", "norm"),
+    *(
+        OpTraits(name, "norm", same_shape=True, input_sensitive=True, reference=True)
+        for name in ("instance_norm", "layer_norm", "group_norm", "local_response_norm", "normalize")
+    ),
     # linear
     OpTraits("linear", "linear", exactness="sum", reference=True, gradient=True),
-    OpTraits("bilinear", "linear"),
+    OpTraits("bilinear", "linear", reference=True),
     # activations
     OpTraits(
         "relu", "activation", exactness="select", same_shape=True, routes_gradient=True, reference=True,
         gradient=True,
     ),
     *(
-        OpTraits(name, "activation")
+        OpTraits(name, "activation", exactness="select", same_shape=True, reference=True)
+        for name in ("relu6", "hardtanh", "threshold")
+    ),
+    OpTraits("leaky_relu", "activation", same_shape=True, reference=True),
+    *(
+        OpTraits(name, "activation", same_shape=True, input_sensitive=True, reference=True)
         for name in (
-            "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "mish", "hardswish", "hardsigmoid",
-            "hardtanh", "softplus", "softsign", "logsigmoid", "prelu", "glu", "threshold",
+            "elu", "selu", "celu", "gelu", "silu", "mish", "hardswish", "hardsigmoid", "softplus", "softsign",
+            "logsigmoid", "prelu",
         )
     ),
+    OpTraits("glu", "activation", input_sensitive=True, reference=True),
     *(
         OpTraits(name, "activation", same_shape=True, input_sensitive=True, reference=True, gradient=True)
         for name in ("sigmoid", "tanh")
@@ -138,21 +146,22 @@ _CATALOG: list[OpTraits] = [
         OpTraits(name, "softmax", same_shape=True, input_sensitive=True, reference=True, gradient=True)
         for name in ("softmax", "log_softmax")
     ),
-    OpTraits("softmin", "softmax"),
+    OpTraits("softmin", "softmax", same_shape=True, input_sensitive=True, reference=True),
     # resampling and reshaping
     OpTraits("interpolate", "resample", reference=True),
-    *(
-        OpTraits(name, "resample")
-        for name in (
-            "upsample", "upsample_bilinear", "upsample_nearest", "pixel_shuffle", "pixel_unshuffle",
-            "grid_sample", "affine_grid",
-        )
+    *(OpTraits(name, "resample", reference=True) for name in ("upsample", "upsample_bilinear", "upsample_nearest")),
+    *(OpTraits(name, "resample", exactness="select", reference=True) for name in ("pixel_shuffle", "pixel_unshuffle")),
+    OpTraits(
+        "grid_sample", "resample",
+        no_reference="grid_sample's bilinear, nearest and bicubic sampling with three padding modes is not modelled; "
+        "state literal outputs or compare devices with match: cpu",
     ),
+    OpTraits("affine_grid", "resample", reference=True),
     OpTraits("pad", "pad", exactness="select", reference=True),
-    OpTraits("dropout", "dropout"),
+    OpTraits("dropout", "dropout", exactness="select", reference=True),
     # losses used to train CNNs
     *(
-        OpTraits(name, "loss")
+        OpTraits(name, "loss", input_sensitive=True, reference=True)
         for name in (
             "cross_entropy", "nll_loss", "mse_loss", "l1_loss", "binary_cross_entropy",
             "binary_cross_entropy_with_logits",
@@ -160,8 +169,13 @@ _CATALOG: list[OpTraits] = [
     ),
     # ops on torch itself (no functional form)
     OpTraits("flatten", "reshape", namespace="torch", exactness="select", reference=True),
-    OpTraits("reshape", "reshape", namespace="torch"),
-    *(OpTraits(name, "arithmetic", namespace="torch") for name in ("matmul", "add", "mul", "cat")),
+    OpTraits("reshape", "reshape", namespace="torch", exactness="select", reference=True),
+    OpTraits("matmul", "arithmetic", namespace="torch", reference=True),
+    *(OpTraits(name, "arithmetic", namespace="torch", reference=True) for name in ("add", "mul")),
+    OpTraits(
+        "cat", "arithmetic", namespace="torch",
+        no_reference="torch.cat takes one sequence of tensors, which a case's positional inputs do not form",
+    ),
 ]  # fmt: skip
 
 #: Every op a case file may call, by name.
@@ -186,6 +200,43 @@ MODULE_OPS: dict[str, str] = {
     "Upsample": "interpolate",
     "UpsamplingBilinear2d": "interpolate",
     "UpsamplingNearest2d": "interpolate",
+    "LayerNorm": "layer_norm",
+    "GroupNorm": "group_norm",
+    "InstanceNorm1d": "instance_norm",
+    "InstanceNorm2d": "instance_norm",
+    "LocalResponseNorm": "local_response_norm",
+    **{
+        module: op
+        for op, module in (
+            ("relu6", "ReLU6"), ("hardtanh", "Hardtanh"), ("leaky_relu", "LeakyReLU"), ("elu", "ELU"),
+            ("selu", "SELU"), ("celu", "CELU"), ("gelu", "GELU"), ("silu", "SiLU"), ("mish", "Mish"),
+            ("hardswish", "Hardswish"), ("hardsigmoid", "Hardsigmoid"), ("softplus", "Softplus"),
+            ("softsign", "Softsign"), ("logsigmoid", "LogSigmoid"), ("threshold", "Threshold"),
+            ("prelu", "PReLU"), ("softmin", "Softmin"), ("softmax", "Softmax2d"),
+        )
+    },
+    "PixelShuffle": "pixel_shuffle",
+    "PixelUnshuffle": "pixel_unshuffle",
+    "Unfold": "unfold",
+    "Fold": "fold",
+    "LPPool1d": "lp_pool1d",
+    "LPPool2d": "lp_pool2d",
+    "MaxUnpool1d": "max_unpool1d",
+    "MaxUnpool2d": "max_unpool2d",
+    "Dropout": "dropout",
+    "Dropout2d": "dropout",
+    "Identity": "dropout",
+    **{f"{kind}Pad2d": "pad" for kind in ("Constant", "Zero", "Reflection", "Replication", "Circular")},
+    "MSELoss": "mse_loss",
+    "L1Loss": "l1_loss",
+    "NLLLoss": "nll_loss",
+    "CrossEntropyLoss": "cross_entropy",
+    "Bilinear": "bilinear",
+}  # fmt: skip
+#: torch.nn modules the vocabulary allows that have no reference, and why (shown when a case asks for one).
+MODULE_GAPS: dict[str, str] = {
+    "Unflatten": "a view that only reshapes: check it with shape: or output:",
+    "ChannelShuffle": "F.channel_shuffle is outside the vocabulary of ops, so it has no functional reference",
 }
 
 _NONE = OpTraits("", "arithmetic")

@@ -14,7 +14,7 @@ from typing import Any
 
 from cnnbench.ops.catalog import ops_where
 from cnnbench.ops.lowering import lower_module, reduction_length
-from cnnbench.ops.precision import PRECISION_BITS
+from cnnbench.ops.precision import PRECISION_BITS, exact_bits, narrows
 
 __all__ = [
     "AVERAGE_OPS",
@@ -107,14 +107,42 @@ def exact_op(op: str | None, module: str | None, args: Mapping[str, Any], mode: 
     if name not in EXACT_FILL_OPS:
         shown = op or f"{module} ({name})"
         raise ValueError(
-            f"exact fill cannot make {shown} exact: it applies to sums of products (conv, conv_transpose, "
-            "linear), max pooling, average pooling, relu, flatten and pad"
+            f"exact fill cannot make {shown} exact: it applies to sums of products ({', '.join(sorted(SUM_OPS))}), "
+            f"ops that select or move values ({', '.join(sorted(SELECT_OPS))}) and averages "
+            f"({', '.join(sorted(AVERAGE_OPS))})"
         )
     return name
 
 
-def plan_exact(op: str, args: Mapping[str, Any], operands: Sequence[Operand], dtype: str) -> ExactPlan:
-    """How to fill op's operands with exact integers in dtype; ValueError naming the bound if impossible."""
+def _check_compute_precision(
+    op: str, operands: Sequence[Operand], dtype: str, compute_precision: str | None
+) -> None:
+    """Under a compute precision narrower than dtype (float32 in tf32) every operand of a sum enters the
+    products rounded to its significand: a written operand must hold integers within 2^bits."""
+    if op not in SUM_OPS or not narrows(dtype, compute_precision):
+        return
+    bits = exact_bits(dtype, compute_precision) or 0
+    for o in operands:
+        if not o.generated and (o.max_abs or 0.0) > 2**bits:
+            raise ValueError(
+                f"cannot be exact in {dtype} computed in {compute_precision} (its inputs keep {bits} significand "
+                f"bits: integers up to 2^{bits} = {2**bits}): {o.name} holds a value of magnitude {o.max_abs:g}; "
+                "pin fp32_precision: ieee, or keep the written values within the bound"
+            )
+
+
+def plan_exact(
+    op: str,
+    args: Mapping[str, Any],
+    operands: Sequence[Operand],
+    dtype: str,
+    compute_precision: str | None = None,
+) -> ExactPlan:
+    """How to fill op's operands with exact integers in dtype; ValueError naming the bound if impossible.
+
+    compute_precision (e.g. tf32 for a float32 convolution on a GPU) also bounds the written operands of a sum.
+    """
+    _check_compute_precision(op, operands, dtype, compute_precision)
     bits = PRECISION_BITS.get(dtype)
     by_role = {o.role: o for o in operands}
     data = by_role.get("data") or (operands[0] if operands else None)

@@ -7,7 +7,7 @@ import operator
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cnnbench.ops.arithmetic import expected_output_shape
+from cnnbench.ops.arithmetic import expected_output_shape, requested_transpose_sizes
 from cnnbench.ops.catalog import MODULE_OPS, ops_where, traits
 from cnnbench.ops.lowering import parameter_shapes
 
@@ -28,6 +28,27 @@ SHAPE_MODULES: dict[str, str] = {m: op for m, op in MODULE_OPS.items() if op in 
 # float, a string, a nested list) is left for PyTorch to judge, and the call is not modelled.
 _SIZE_ARGS = ("kernel_size", "stride", "padding", "dilation", "output_padding")
 _PADDING_STRINGS = ("same", "valid")
+_POOL = ("kernel_size", "stride", "padding", "ceil_mode")
+#: The arguments the arithmetic models, by op family: a call given any other steps aside (PyTorch judges it).
+_FUNCTIONAL_ARGS: dict[str, frozenset[str]] = {
+    "conv": frozenset({"bias", "stride", "padding", "dilation", "groups"}),
+    "conv_transpose": frozenset({"bias", "stride", "padding", "output_padding", "groups", "dilation"}),
+    "max_pool": frozenset({*_POOL, "dilation", "return_indices"}),
+    "avg_pool": frozenset({*_POOL, "count_include_pad", "divisor_override"}),
+    "adaptive_max_pool": frozenset({"output_size", "return_indices"}),
+    "adaptive_avg_pool": frozenset({"output_size"}),
+}
+_CONV_MODULE_ARGS = frozenset(
+    {"in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias"}
+    | {"padding_mode", "device", "dtype"}
+)
+_MODULE_ARGS: dict[str, frozenset[str]] = {
+    "conv": _CONV_MODULE_ARGS,
+    "conv_transpose": _CONV_MODULE_ARGS | {"output_padding"},
+    **{family: args - {"bias"} for family, args in _FUNCTIONAL_ARGS.items() if "pool" in family},
+}
+#: A module's forward-call arguments the arithmetic models (ConvTranspose*d.forward's output_size).
+_CALL_ARGS: dict[str, frozenset[str]] = {"conv_transpose": frozenset({"output_size"})}
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
@@ -80,9 +101,9 @@ def _check_avg_pool3d(input_shape: Sequence[int], kernel: Any) -> None:
 
 
 def _functional(op: str, args: Mapping[str, Any], inputs: Sequence[Sequence[int]]) -> tuple[int, ...] | None:
-    if not inputs:
-        return None
     family = traits(op).family
+    if not inputs or _unmodelled(args, _FUNCTIONAL_ARGS.get(family, frozenset())):
+        return None
     if family in ("conv", "conv_transpose"):
         if len(inputs) < 2 or not _modelled_args(args, string_padding=family == "conv"):
             return None
@@ -106,10 +127,12 @@ def _functional(op: str, args: Mapping[str, Any], inputs: Sequence[Sequence[int]
 
 
 def _conv_module(
-    module: str, op: str, args: Mapping[str, Any], input_shape: Sequence[int]
+    module: str, op: str, args: Mapping[str, Any], input_shape: Sequence[int], call_args: Mapping[str, Any]
 ) -> tuple[int, ...] | None:
-    """nn.Conv*/ConvTranspose*: the constructor's own checks (ValueError), then the forward's (RuntimeError)."""
+    """nn.Conv*/ConvTranspose*: the constructor's own checks (ValueError), then the forward's (RuntimeError;
+    ConvTranspose's output_size: ValueError)."""
     transposed = traits(op).family == "conv_transpose"
+    requested = call_args.get("output_size")
     c_in, c_out, kernel = args.get("in_channels"), args.get("out_channels"), args.get("kernel_size")
     if not (_is_int(c_in) and _is_int(c_out) and _is_size(kernel)):
         return None
@@ -140,7 +163,24 @@ def _conv_module(
     functional = {
         k: v for k, v in args.items() if k in ("stride", "padding", "dilation", "groups", "output_padding")
     }
-    return _arithmetic(op, input_shape, {**functional, "weight_shape": weight})
+    if requested is None:
+        return _arithmetic(op, input_shape, {**functional, "weight_shape": weight})
+    # forward(x, output_size=...) ignores the module's output_padding: it pads up to the size asked for.
+    shortest = _arithmetic(op, input_shape, {**functional, "output_padding": 0, "weight_shape": weight})
+    if shortest is None or not isinstance(requested, list | tuple):
+        return None
+    nd = traits(op).nd
+    strides = [stride] * nd if _is_int(stride) else list(stride) * (nd if len(stride) == 1 else 1)
+    try:
+        sizes = requested_transpose_sizes(requested, shortest[-nd:], strides, len(input_shape) - nd)
+    except ValueError as exc:
+        raise GeometryError(str(exc), "ValueError") from None
+    return (*shortest[:-nd], *sizes)
+
+
+def _unmodelled(given: Mapping[str, Any], known: frozenset[str]) -> bool:
+    """Whether a call has an argument the arithmetic does not model (it then steps aside)."""
+    return any(key not in known for key in given)
 
 
 def call_output_shape(
@@ -149,11 +189,13 @@ def call_output_shape(
     module: str | None = None,
     args: Mapping[str, Any],
     input_shapes: Sequence[Sequence[int]],
+    call_args: Mapping[str, Any] | None = None,
 ) -> tuple[int, ...] | None:
     """The output shape of ``F.<op>(*inputs, **args)`` or ``nn.<module>(**args)(*inputs)`` by convolution arithmetic.
 
-    Inputs are positional, as a case passes them (a functional conv's second input is its weight). Returns None
-    for a call that is not a conv, transposed conv or pooling, or whose arguments the arithmetic does not model
+    Inputs are positional, as a case passes them (a functional conv's second input is its weight); call_args
+    are a module's forward-call arguments (ConvTranspose's output_size). Returns None for a call that is not a
+    conv, transposed conv or pooling, or with an argument (or argument value) the arithmetic does not model
     (left for PyTorch to judge). Raises GeometryError, naming the exception PyTorch raises, for a geometry PyTorch
     rejects: a module's constructor raises ValueError (groups not dividing the channels, padding='same' with a
     stride), every other rejection is a RuntimeError of the call.
@@ -164,8 +206,14 @@ def call_output_shape(
         if module is None or module not in SHAPE_MODULES or not input_shapes:
             return None
         target = SHAPE_MODULES[module]
-        if traits(target).family in ("conv", "conv_transpose"):
-            return _conv_module(module, target, args, input_shapes[0])
+        family = traits(target).family
+        call = dict(call_args or {})
+        if _unmodelled(args, _MODULE_ARGS.get(family, frozenset())) or _unmodelled(
+            call, _CALL_ARGS.get(family, frozenset())
+        ):
+            return None
+        if family in ("conv", "conv_transpose"):
+            return _conv_module(module, target, args, input_shapes[0], call)
         return _functional(target, args, input_shapes[:1])
     except GeometryError:
         raise

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cnnbench.ops.catalog import MODULE_OPS, ops_where
+from cnnbench.ops.catalog import MODULE_OPS, ops_where, traits
 
 __all__ = [
     "GRADIENT_MODULES",
@@ -40,9 +40,15 @@ class Lowered:
     args: dict[str, Any]
     """Keyword arguments of the op, with the module's defaults filled in."""
     tensors: tuple[str, ...] = ()
-    """Module parameters/buffers passed positionally after the input, in the op's order ("" = None)."""
+    """Module parameters/buffers passed positionally after the inputs, in the op's order ("" = None)."""
     notes: dict[str, Any] = field(default_factory=dict)
     """What the caller resolves from the built module (e.g. batch norm's cumulative momentum)."""
+    keyword_tensors: tuple[str, ...] = ()
+    """Module parameters passed by keyword (layer_norm's weight and bias follow a non-tensor argument)."""
+
+
+#: The default of a constructor argument the module requires.
+REQUIRED: Any = object()
 
 
 def _get(args: Mapping[str, Any], name: str, default: Any) -> Any:
@@ -134,10 +140,46 @@ def _plain(op: str, **fixed: Any) -> Callable[[Mapping[str, Any], str], Lowered]
     return lower
 
 
-def _with(op: str, names: Mapping[str, Any]) -> Callable[[Mapping[str, Any], str], Lowered]:
+def _with(
+    op: str, names: Mapping[str, Any], keyword_tensors: tuple[str, ...] = ()
+) -> Callable[[Mapping[str, Any], str], Lowered]:
+    """The op with the module's constructor args of these names and their defaults (REQUIRED: no default)."""
+
     def lower(args: Mapping[str, Any], mode: str) -> Lowered:
         del mode
-        return Lowered(op, {name: args.get(name, default) for name, default in names.items()})
+        op_args = {}
+        for name, default in names.items():
+            if default is REQUIRED and name not in args:
+                raise KeyError(name)
+            op_args[name] = args.get(name, default)
+        return Lowered(op, op_args, keyword_tensors=keyword_tensors)
+
+    return lower
+
+
+def _instance_norm(args: Mapping[str, Any], mode: str) -> Lowered:
+    track = bool(args.get("track_running_stats", False))
+    affine = bool(args.get("affine", False))
+    op_args = {
+        "use_input_stats": mode == "train" or not track,
+        "momentum": _get(args, "momentum", 0.1),
+        "eps": _get(args, "eps", 1e-5),
+    }
+    stats = ("running_mean", "running_var") if track else ("", "")
+    return Lowered("instance_norm", op_args, (*stats, *(("weight", "bias") if affine else ("", ""))))
+
+
+def _pad(mode_name: str) -> Callable[[Mapping[str, Any], str], Lowered]:
+    """ConstantPad2d(padding, value), ZeroPad2d, ReflectionPad2d, ...: F.pad with (left, right, top, bottom)."""
+
+    def lower(args: Mapping[str, Any], mode: str) -> Lowered:
+        del mode
+        padding = args["padding"]
+        pad = [padding] * 4 if isinstance(padding, int) else list(padding)
+        op_args: dict[str, Any] = {"pad": pad, "mode": mode_name}
+        if mode_name == "constant":
+            op_args["value"] = float(args.get("value", 0.0))
+        return Lowered("pad", op_args)
 
     return lower
 
@@ -179,7 +221,54 @@ LOWERINGS: dict[str, Callable[[Mapping[str, Any], str], Lowered]] = {
     "Upsample": _upsample(None, None),
     "UpsamplingBilinear2d": _upsample("bilinear", True),
     "UpsamplingNearest2d": _upsample("nearest", None),
-}
+    "LayerNorm": _with("layer_norm", {"normalized_shape": REQUIRED, "eps": 1e-5}, keyword_tensors=("weight", "bias")),
+    "GroupNorm": _with("group_norm", {"num_groups": REQUIRED, "eps": 1e-5}, keyword_tensors=("weight", "bias")),
+    "InstanceNorm1d": _instance_norm,
+    "InstanceNorm2d": _instance_norm,
+    "LocalResponseNorm": _with("local_response_norm", {"size": REQUIRED, "alpha": 1e-4, "beta": 0.75, "k": 1.0}),
+    "ReLU6": _plain("relu6"),
+    "Hardtanh": _with("hardtanh", {"min_val": -1.0, "max_val": 1.0}),
+    "LeakyReLU": _with("leaky_relu", {"negative_slope": 0.01}),
+    "ELU": _with("elu", {"alpha": 1.0}),
+    "SELU": _plain("selu"),
+    "CELU": _with("celu", {"alpha": 1.0}),
+    "GELU": _with("gelu", {"approximate": "none"}),
+    "SiLU": _plain("silu"),
+    "Mish": _plain("mish"),
+    "Hardswish": _plain("hardswish"),
+    "Hardsigmoid": _plain("hardsigmoid"),
+    "Softplus": _with("softplus", {"beta": 1.0, "threshold": 20.0}),
+    "Softsign": _plain("softsign"),
+    "LogSigmoid": _plain("logsigmoid"),
+    "Threshold": _with("threshold", {"threshold": REQUIRED, "value": REQUIRED}),
+    "PReLU": lambda args, mode: Lowered("prelu", {}, ("weight",)),
+    "Softmin": _with("softmin", {"dim": None}),
+    "Softmax2d": _plain("softmax", dim=-3),
+    "PixelShuffle": _with("pixel_shuffle", {"upscale_factor": REQUIRED}),
+    "PixelUnshuffle": _with("pixel_unshuffle", {"downscale_factor": REQUIRED}),
+    "Unfold": _with("unfold", {"kernel_size": REQUIRED, "dilation": 1, "padding": 0, "stride": 1}),
+    "Fold": _with("fold", {"output_size": REQUIRED, "kernel_size": REQUIRED, "dilation": 1, "padding": 0, "stride": 1}),
+    "LPPool1d": _with("lp_pool1d", {"norm_type": REQUIRED, "kernel_size": REQUIRED, "stride": None, "ceil_mode": False}),
+    "LPPool2d": _with("lp_pool2d", {"norm_type": REQUIRED, "kernel_size": REQUIRED, "stride": None, "ceil_mode": False}),
+    "MaxUnpool1d": _with("max_unpool1d", {"kernel_size": REQUIRED, "stride": None, "padding": 0}),
+    "MaxUnpool2d": _with("max_unpool2d", {"kernel_size": REQUIRED, "stride": None, "padding": 0}),
+    "Dropout": lambda args, mode: Lowered("dropout", {"p": _get(args, "p", 0.5), "training": mode == "train"}),
+    "Dropout2d": lambda args, mode: Lowered("dropout", {"p": _get(args, "p", 0.5), "training": mode == "train"}),
+    "Identity": lambda args, mode: Lowered("dropout", {"p": 0.0, "training": False}),
+    "ConstantPad2d": _pad("constant"),
+    "ZeroPad2d": _pad("constant"),
+    "ReflectionPad2d": _pad("reflect"),
+    "ReplicationPad2d": _pad("replicate"),
+    "CircularPad2d": _pad("circular"),
+    "MSELoss": _with("mse_loss", {"reduction": "mean"}),
+    "L1Loss": _with("l1_loss", {"reduction": "mean"}),
+    "NLLLoss": _with("nll_loss", {"ignore_index": -100, "reduction": "mean"}, keyword_tensors=("weight",)),
+    "CrossEntropyLoss": _with(
+        "cross_entropy", {"ignore_index": -100, "reduction": "mean", "label_smoothing": 0.0},
+        keyword_tensors=("weight",),
+    ),
+    "Bilinear": lambda args, mode: Lowered("bilinear", {}, ("weight", "bias" if args.get("bias", True) else "")),
+}  # fmt: skip
 #: Modules with a NumPy reference.
 REFERENCE_MODULES: frozenset[str] = frozenset(LOWERINGS)
 #: Modules whose gradients the reference computes: those lowering to a GRADIENT_OPS op.
@@ -279,13 +368,62 @@ def reduction_length(op: str, args: Mapping[str, Any], shapes: Sequence[tuple[in
         return input_shape[dim]
     if op == "batch_norm" and input_shape is not None and args.get("training"):
         return max(1, math.prod(input_shape) // max(input_shape[1], 1))
-    if (
-        op == "interpolate"
-        and input_shape is not None
-        and args.get("mode") in ("linear", "bilinear", "trilinear")
-    ):
-        return int(2 ** (len(input_shape) - 2))
+    if input_shape is not None and (k := _norm_length(op, args, input_shape)) is not None:
+        return k
+    if op in ("lp_pool1d", "lp_pool2d", "fold"):
+        return math.prod(_ntuple(args["kernel_size"], nd or 2))
+    if op == "bilinear" and weight is not None:
+        return max(1, weight[-1] * weight[-2]) if len(weight) == 3 else 1
+    if op == "matmul" and input_shape:
+        return input_shape[-1]
+    if traits(op).family == "loss" and input_shape is not None and args.get("reduction", "mean") != "none":
+        return max(1, math.prod(input_shape))
+    if op == "interpolate" and input_shape is not None:
+        return _resample_length(args, input_shape)
     return 1
+
+
+def _resample_length(args: Mapping[str, Any], input_shape: tuple[int, ...]) -> int:
+    """Taps per output of interpolate: 2 per spatial dim (linear), 4 (bicubic); antialiased downsampling widens
+    each by the scale; area averages an adaptive window (the longest)."""
+    spatial = input_shape[2:]
+    mode = args.get("mode", "nearest")
+    taps = {"linear": 2, "bilinear": 2, "trilinear": 2, "bicubic": 4}.get(mode)
+    size, scale = args.get("size"), args.get("scale_factor")
+    outs: list[int] = []
+    for i, n in enumerate(spatial):
+        if size is not None:
+            outs.append(int(size[i] if isinstance(size, list | tuple) else size))
+        elif scale is not None:
+            outs.append(max(1, int(n * float(scale[i] if isinstance(scale, list | tuple) else scale))))
+        else:
+            outs.append(n)
+    if mode == "area":
+        return math.prod(_adaptive_window(n, o) for n, o in zip(spatial, outs, strict=True))
+    if taps is None:
+        return 1
+    if args.get("antialias"):
+        return math.prod(taps * max(1, math.ceil(n / o)) for n, o in zip(spatial, outs, strict=True))
+    return int(taps ** len(spatial))
+
+
+def _norm_length(op: str, args: Mapping[str, Any], shape: tuple[int, ...]) -> int | None:
+    """K of the normalisations other than batch norm: the elements each mean and variance is taken over."""
+    if op == "layer_norm":
+        normalized = args.get("normalized_shape", shape[-1:])
+        return math.prod([normalized] if isinstance(normalized, int) else normalized)
+    if op == "group_norm" and len(shape) > 1:
+        return max(1, math.prod(shape[1:]) // max(int(args.get("num_groups", 1)), 1))
+    if op == "instance_norm":
+        return max(1, math.prod(shape[2:]))
+    if op == "normalize" and shape:
+        return shape[int(args.get("dim", 1))]
+    if op == "local_response_norm":
+        return int(args.get("size", 1))
+    if op == "softmin" and shape:
+        dim = args.get("dim")
+        return shape[dim if dim is not None else (0 if len(shape) in (0, 1, 3) else 1)]
+    return None
 
 
 def gradient_lengths(

@@ -8,8 +8,9 @@ from cnnbench.store.result import Result
 
 __all__ = ["CHANGE_KINDS", "Change"]
 
-#: What a change can be about: a status, elements outside tolerance, the output's bits, or the speed.
-CHANGE_KINDS = ("status", "tolerance", "bitwise", "perf")
+#: What a change can be about: a status, elements outside tolerance, the output's bits, the speed, or the
+#: budget used growing beyond --max-budget-growth (cnnbench.report.drift).
+CHANGE_KINDS = ("status", "tolerance", "bitwise", "perf", "drift")
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class Change:
     base: Result | None = None
     new: Result | None = None
     ratio: float | None = None
-    """new / base median time, for perf changes."""
+    """new / base median time, for perf changes; new / base budget used, for drift changes."""
     p_value: float | None = None
     allowed: str = ""
     """The reason an accepted-differences entry gives, when the change is an accepted one."""

@@ -8,6 +8,7 @@ from rich.table import Table
 
 from cnnbench.report.change import Change
 from cnnbench.report.diff import Comparison
+from cnnbench.report.drift import Drift, group_line, variant_line
 from cnnbench.report.tables import (
     MAX_LISTED,
     bench_display,
@@ -21,8 +22,9 @@ from cnnbench.store.run import Run
 
 __all__ = ["print_comparison", "print_console"]
 
-#: The benchmark columns a terminal has room for; the flags share one more column. The files show them all.
-_BENCH_SHOWN = ("median ms", "IQR ms", "GFLOP/s", "% of peak")
+#: The benchmark columns an 80-column terminal has room for (the IQR is in the files; the noise flag says when it
+#: matters); the flags share one more column. The files show them all.
+_BENCH_SHOWN = ("median ms", "GFLOP/s", "GB/s", "bound", "% of bound")
 
 
 def _status_table(run: Run) -> Table | None:
@@ -119,5 +121,30 @@ def print_comparison(c: Comparison, console: Console) -> None:
             console.print(f"[dim]{len(ids)} variants {title}[/]")
     for e in c.unused_accepted:
         console.print(f"[dim]unused accepted difference {escape(e.pattern)}[/]")
+    _print_drift(console, c.drift)
     colour = "red" if c.regressed else "green"
     console.print(f"[bold {colour}]{c.summary()}[/]", highlight=False, soft_wrap=True)
+
+
+def _print_drift(console: Console, drift: Drift) -> None:
+    """Numerics drift: each target x dtype x device whose budget or ulps moved, then the variants that moved."""
+    if not drift.variants and not drift.not_recorded:
+        return
+    moved = drift.moved
+    shown = [g for g in drift.groups if g.moved or g.factor is None]
+    if not moved:
+        console.print(
+            f"[bold]Numerics drift[/]: none ({len(drift.variants)} variants, budget and ulps unchanged)"
+        )
+    else:
+        console.print(f"[bold]Numerics drift[/] ({len(moved)} of {len(drift.variants)} variants moved)")
+    for g in shown[:MAX_LISTED]:
+        console.print(f"  {escape(group_line(g))}", soft_wrap=True, highlight=False)
+    if len(shown) > MAX_LISTED:
+        console.print(f"  ... and {len(shown) - MAX_LISTED} more groups")
+    for v in moved[:MAX_LISTED]:
+        console.print(
+            f"    {escape(v.variant_id)} [dim]{escape(variant_line(v))}[/]", soft_wrap=True, highlight=False
+        )
+    if len(moved) > MAX_LISTED:
+        console.print(f"    ... and {len(moved) - MAX_LISTED} more variants")

@@ -12,6 +12,7 @@ from typing import Any
 from cnnbench.errors import UsageError, first_line
 from cnnbench.report.accepted import Accepted, AcceptedEntry
 from cnnbench.report.change import Change
+from cnnbench.report.drift import Drift, DriftLimits, drift_regressions, numerics_drift
 from cnnbench.report.pattern import variant_pattern
 from cnnbench.report.significance import P_THRESHOLD, is_different
 from cnnbench.store.result import FAILING, Result
@@ -32,6 +33,9 @@ DEFAULT_NOISE_FLOOR_MS = 0.01
 #: Environment keys that make numerics or speed on the CPU differ between machines (torch's own version is
 #: what a comparison across versions is about, so it is not among them).
 _CPU_KEYS = ("cpu_model", "cpu_capability", "num_threads", "mkldnn_enabled", "torch_debug")
+#: Keys runs record since the fp32 precision flags and the GPU fingerprint were added: compared only when both
+#: runs recorded them (a run from before says nothing about them, which is no difference).
+_RECORDED_CPU_KEYS = ("mkldnn_conv_fp32_precision", "mkldnn_matmul_fp32_precision")
 #: The same for an accelerator: its name and the flags that switch kernels or precision.
 _ACCEL_KEYS = (
     "cuda_matmul_allow_tf32",
@@ -41,6 +45,20 @@ _ACCEL_KEYS = (
     "deterministic_algorithms",
     "float32_matmul_precision",
     "torch_debug",
+)
+_RECORDED_ACCEL_KEYS = ("cudnn_conv_fp32_precision", "cuda_matmul_fp32_precision", "cudnn_version")
+#: What the GPU's fingerprint (cnnbench.device.gpu_fingerprint) adds: rows on GPUs differing in any of these
+#: are not compared as regressions (another GPU, clocks or power cap, cuDNN or cuBLAS build).
+_GPU_KEYS = (
+    "name",
+    "capability",
+    "sm_count",
+    "clock_rate_khz",
+    "sm_clock_max_mhz",
+    "power_limit_w",
+    "cudnn_version",
+    "cublas_version",
+    "driver_version",
 )
 
 
@@ -97,6 +115,8 @@ class Comparison:
     warnings: list[str] = field(default_factory=list)
     unused_accepted: list[AcceptedEntry] = field(default_factory=list)
     """Accepted differences that matched no change: stale entries."""
+    drift: Drift = field(default_factory=Drift)
+    """How budget used and ulps moved per variant and per target x dtype x device, pass or fail."""
 
     @property
     def regressed(self) -> bool:
@@ -126,16 +146,20 @@ def environment_key(env: Mapping[str, Any], result: Result) -> dict[str, Any]:
     """The environment values this row's numerics and speed depend on (its device's kind decides which)."""
     kind, _, index = result.device.partition(":")
     if kind == "cpu":
-        key = {k: env.get(k) for k in _CPU_KEYS}
+        key = {k: env.get(k) for k in _CPU_KEYS} | {k: env[k] for k in _RECORDED_CPU_KEYS if k in env}
         # A bench row records the threads it ran with ("threads"; a pool's CPU benchmark has every core while
         # its checks ran with fewer), else the run's count applies.
         threads = result.metrics.get("threads", result.metrics.get("num_threads"))
         key["num_threads"] = threads if threads is not None else env.get("num_threads")
         return key
-    key = {k: env.get(k) for k in _ACCEL_KEYS}
+    key = {k: env.get(k) for k in _ACCEL_KEYS} | {k: env[k] for k in _RECORDED_ACCEL_KEYS if k in env}
     accelerators = env.get("accelerators") or []
     wanted = f"{kind}:{index or 0}"
-    key["device_name"] = next((a.get("name") for a in accelerators if a.get("device") == wanted), None)
+    gpu: dict[str, Any] = next((a for a in accelerators if a.get("device") == wanted), {})
+    key["device_name"] = gpu.get("name")
+    key.update({f"gpu_{k}": gpu.get(k) for k in _GPU_KEYS[1:] if k in gpu})
+    if "cudnn_benchmark" in result.metrics:  # chosen per benchmark row: the row's own choice counts
+        key["cudnn_benchmark"] = result.metrics["cudnn_benchmark"]
     return key
 
 
@@ -269,11 +293,13 @@ def compare_runs(
     new: Run,
     thresholds: Thresholds | None = None,
     accepted: Accepted | None = None,
+    drift_limits: DriftLimits | None = None,
 ) -> Comparison:
     """Every difference from base to new, per variant present in both.
 
     Status and tolerance changes are judged against each case's own expectation, so they are compared whatever
-    the machines; bitwise equality and speed only between rows whose environment keys are equal.
+    the machines; bitwise equality and speed only between rows whose environment keys are equal. Numerics
+    drift (budget used, ulps) is measured for every pair; with drift_limits, growth beyond them regresses.
     """
     thresholds = thresholds or Thresholds()
     accepted = accepted or Accepted()
@@ -291,13 +317,29 @@ def compare_runs(
             continue
         comparison.compared += 1
         base_key, new_key = environment_key(base_env, base_row), environment_key(new_env, new_row)
-        comparable = base_key == new_key
+        shared = base_key.keys() & new_key.keys()  # keys one run did not record are no difference
+        comparable = all(base_key[k] == new_key[k] for k in shared)
         if not comparable:
-            differing = sorted(k for k in base_key if base_key[k] != new_key.get(k))
+            differing = sorted(k for k in shared if base_key[k] != new_key[k])
             detail = "; ".join(f"{k}: {base_key[k]!r} -> {new_key.get(k)!r}" for k in differing)
             comparison.not_comparable.append(Change(vid, "environment", detail, base_row, new_row))
         _compare_numerics(base_row, new_row, comparable, out)
         if comparable and base_row.kind == "bench" and new_row.kind == "bench":
             _compare_perf(base_row, new_row, thresholds, out)
+    _add_drift(comparison, base_rows, new_rows, drift_limits or DriftLimits(), out)
     comparison.unused_accepted = accepted.unused
     return comparison
+
+
+def _add_drift(
+    comparison: Comparison,
+    base_rows: Mapping[str, Result],
+    new_rows: Mapping[str, Result],
+    limits: DriftLimits,
+    out: _Collector,
+) -> None:
+    """The numerics drift of every variant in both runs, and its growth beyond the limits as regressions."""
+    pairs = {vid: (base_rows[vid], new) for vid, new in new_rows.items() if vid in base_rows}
+    comparison.drift = numerics_drift(pairs.values())
+    for change in drift_regressions(comparison.drift, limits, pairs):
+        out.regression(change)

@@ -8,10 +8,12 @@ import io
 import math
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from cnnbench.casefile.variants import repro_script_command
 from cnnbench.errors import UsageError
+from cnnbench.report.ledger import BudgetCell, heat_text, heatmap_cells
 from cnnbench.report.tables import (
     STATUS_ICONS,
     bench_display,
@@ -28,10 +30,8 @@ from cnnbench.store.run import Run
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["error_heatmap", "render_html", "status_plot", "throughput_plot"]
+__all__ = ["budget_heatmap", "render_html", "roofline_plot", "status_plot", "throughput_plot"]
 
-#: Errors below this are drawn as this (log scale); an exact 0 is labelled "0".
-_ERR_FLOOR = 1e-18
 #: Resolution of the embedded plots: sharp on a laptop screen, a few tens of KiB each.
 _DPI = 110
 _STATUS_COLOURS = {
@@ -93,43 +93,52 @@ def status_plot(results: list[Result]) -> Figure:
     return fig
 
 
-def _error_grid(results: list[Result]) -> pd.DataFrame:
-    rows = [
-        {"target": r.target, "dtype": r.dtype, "err": r.max_abs_err}
-        for r in results
-        if r.kind == "check" and r.max_abs_err is not None and math.isfinite(r.max_abs_err)
-    ]
-    if not rows:
-        return pd.DataFrame()
-    df = pd.DataFrame(rows)
-    grid = df.pivot_table(index="target", columns="dtype", values="err", aggfunc="max")
-    return grid.reindex(columns=dtype_order(grid.columns))
+def _budget_grid(results: list[Result]) -> tuple[list[str], list[str], dict[tuple[str, str], BudgetCell]]:
+    cells = heatmap_cells(results)
+    targets = sorted({t for t, _ in cells})
+    return targets, dtype_order(d for _, d in cells), cells
 
 
-def error_heatmap(results: list[Result]) -> Figure | None:
-    """Max absolute error per op and dtype (log colour scale, each cell labelled), or None without errors."""
-    grid = _error_grid(results)
-    if grid.empty:
+def budget_heatmap(results: list[Result]) -> Figure | None:
+    """Budget used per op and dtype (the max of the passing variants, 0-1, each cell labelled), failures, errors
+    and xfails written in their cell instead of coloured; None without a checked row."""
+    targets, dtypes, cells = _budget_grid(results)
+    if not cells:
         return None
-    values = grid.to_numpy(dtype=float)
-    logs = [
-        [math.log10(max(v, _ERR_FLOOR)) if not math.isnan(v) else math.nan for v in row] for row in values
-    ]
-    fig = _figure(1.6 + 1.25 * len(grid.columns), 1.2 + 0.32 * len(grid.index))
+    values = [[_cell_max(cells.get((t, d))) for d in dtypes] for t in targets]
+    fig = _figure(1.6 + 1.35 * len(dtypes), 1.2 + 0.34 * len(targets))
     ax = fig.add_subplot()
-    image = ax.imshow(logs, aspect="auto", cmap="viridis", vmin=math.log10(_ERR_FLOOR), vmax=0)
-    ax.set_xticks(range(len(grid.columns)), [str(c) for c in grid.columns])
-    ax.set_yticks(range(len(grid.index)), [str(i) for i in grid.index])
+    from matplotlib import colormaps
+
+    cmap = colormaps["RdYlGn_r"].with_extremes(bad="#eeeeee")
+    image = ax.imshow(
+        np.ma.masked_invalid(np.array(values, dtype=float)), aspect="auto", cmap=cmap, vmin=0, vmax=1
+    )
+    ax.set_xticks(range(len(dtypes)), dtypes)
+    ax.set_yticks(range(len(targets)), targets)
     ax.xaxis.tick_top()
-    for i, row in enumerate(values):
-        for j, v in enumerate(row):
-            if not math.isnan(v):
-                label = "0" if v == 0 else f"{v:.1e}"
-                colour = "white" if logs[i][j] < -9 else "black"
-                ax.text(j, i, label, ha="center", va="center", fontsize=7, color=colour)
-    fig.colorbar(image, ax=ax, label="log10 max abs error")
-    ax.set_title("Max absolute error per op and dtype")
+    for i, target in enumerate(targets):
+        for j, dtype in enumerate(dtypes):
+            cell = cells.get((target, dtype))
+            if cell is not None:
+                ax.text(j, i, _plot_label(cell), ha="center", va="center", fontsize=7)
+    fig.colorbar(image, ax=ax, label="budget used (1 = the tolerance)")
+    ax.set_title("Budget used per op and dtype (max of the passing variants)")
     return fig
+
+
+def _cell_max(cell: BudgetCell | None) -> float:
+    return math.nan if cell is None or cell.max is None else cell.max
+
+
+def _plot_label(cell: BudgetCell) -> str:
+    """ "0.42" over "fail 1, xfail 2": the marks in words (a plot's font may lack the emoji)."""
+    top = f"{cell.max:.2g}" if cell.max is not None else ("n/r" if cell.not_recorded else "")
+    marks = ", ".join(f"{_PLOT_MARKS[s]} {n}" for s, n in sorted(cell.counts.items()))
+    return "\n".join(x for x in (top, marks) if x)
+
+
+_PLOT_MARKS = {"failed": "fail", "error": "error", "xfail": "xfail"}
 
 
 def throughput_plot(results: list[Result]) -> Figure | None:
@@ -161,6 +170,124 @@ def throughput_plot(results: list[Result]) -> Figure | None:
     return fig
 
 
+def _roofline_points(results: list[Result]) -> pd.DataFrame:
+    """One line per timed bench row with a byte count: its device, dtype, intensity, GFLOP/s, GB/s, ceilings."""
+    keys = ("intensity", "gflops", "gbs", "compute_ceiling_gflops", "bandwidth_gbs")
+    rows = []
+    for r in results:
+        if r.kind != "bench" or r.status == "skipped" or not isinstance(r.metrics.get("gbs"), int | float):
+            continue
+        values = {k: r.metrics.get(k) for k in keys}
+        rows.append({"target": r.target, "device": r.device, "dtype": r.dtype, **values})
+    return pd.DataFrame(rows, columns=["target", "device", "dtype", *keys])
+
+
+def _ceiling_values(
+    df: pd.DataFrame, meta: dict[str, Any]
+) -> tuple[dict[tuple[str, str], float], dict[str, float]]:
+    """(device, dtype) -> compute GFLOP/s and device -> GB/s: the run's final ceilings (meta), else the rows'."""
+    compute: dict[tuple[str, str], float] = {}
+    bandwidth: dict[str, float] = {}
+    for row in df.itertuples(index=False):
+        if isinstance(row.compute_ceiling_gflops, float | int) and not math.isnan(row.compute_ceiling_gflops):
+            key = (str(row.device), str(row.dtype))
+            compute[key] = max(compute.get(key, 0.0), float(row.compute_ceiling_gflops))
+        if isinstance(row.bandwidth_gbs, float | int) and not math.isnan(row.bandwidth_gbs):
+            bandwidth[str(row.device)] = max(bandwidth.get(str(row.device), 0.0), float(row.bandwidth_gbs))
+    entries = (meta.get("ceilings") or {}).get("entries") or {}
+    for key, entry in entries.items():
+        value = entry.get("ceiling") if isinstance(entry, dict) else None
+        kind, device, *rest = str(key).split("|")
+        if not isinstance(value, int | float):
+            continue
+        if kind == "bandwidth":
+            bandwidth[device] = max(bandwidth.get(device, 0.0), float(value))
+        elif kind == "compute" and rest and (device, rest[0]) in compute:
+            compute[(device, rest[0])] = max(compute[(device, rest[0])], float(value))
+    return compute, bandwidth
+
+
+def roofline_plot(results: list[Result], meta: dict[str, Any] | None = None) -> Figure | None:
+    """Log-log roofline: FLOP/byte vs achieved GFLOP/s, a point per row coloured by dtype, each dtype's compute
+    ceiling and the device's bandwidth drawn; rows without FLOPs (pooling, norms, activations) beside it as
+    GB/s against the bandwidth. None when no row has a byte count."""
+    df = _roofline_points(results)
+    if df.empty:
+        return None
+    compute, bandwidth = _ceiling_values(df, meta or {})
+    # Colours by dtype name, as in the throughput plot (its pivot's columns are sorted the same way).
+    colours = {d: f"C{i}" for i, d in enumerate(sorted(set(df["dtype"])))}
+    markers = {d: m for d, m in zip(sorted(set(df["device"])), "os^Dv", strict=False)}
+    has_flops = pd.to_numeric(df["gflops"], errors="coerce") > 0
+    flop_rows = df[has_flops & (pd.to_numeric(df["intensity"], errors="coerce") > 0)]
+    byte_rows = df[~has_flops]
+    if flop_rows.empty and byte_rows.empty:
+        return None
+    fig = _figure(9.5 if not byte_rows.empty else 7.5, 5.2)
+    grid = fig.add_gridspec(1, 2, width_ratios=[3, 1.3]) if not byte_rows.empty else fig.add_gridspec(1, 1)
+    ax = fig.add_subplot(grid[0, 0])
+    ridges = [c / bandwidth[d] for (d, _), c in compute.items() if bandwidth.get(d)]
+    xs = [float(v) for v in flop_rows["intensity"]] + ridges or [1.0]
+    lo, hi = min(xs) / 8, max(xs) * 8
+    for (device, dtype), ceiling in sorted(compute.items()):
+        bw = bandwidth.get(device)
+        xs_line = [lo, *([ceiling / bw] if bw and lo < ceiling / bw < hi else []), hi]
+        ys_line = [min(ceiling, bw * x) if bw else ceiling for x in xs_line]
+        colour = colours.get(dtype, "grey")
+        ax.plot(xs_line, ys_line, color=colour, lw=1.4, alpha=0.8)
+        label = f"{device} {dtype} {ceiling:.3g} GFLOP/s"
+        ax.annotate(label, (hi, ceiling), fontsize=7, ha="right", va="bottom", color=colour)
+    for device, bw in sorted(bandwidth.items()):
+        x = min([r for (d, _), c in compute.items() if d == device for r in [c / bw]] or [hi]) / 3
+        ax.annotate(f"{device} {bw:.3g} GB/s", (x, bw * x), fontsize=7, ha="left", va="top", color="dimgray")
+    ys = [float(v) for v in flop_rows["gflops"]] + list(compute.values())
+    if ys:
+        ax.set_ylim(min(ys) / 3, max(ys) * 2)
+    ax.set_xlim(lo, hi)
+    for key, group in flop_rows.groupby(["device", "dtype"]):
+        device, dtype = (str(k) for k in key)  # type: ignore[union-attr]
+        ax.scatter(
+            group["intensity"].astype(float),
+            group["gflops"].astype(float),
+            color=colours[dtype],
+            marker=markers.get(device, "o"),
+            label=f"{device} {dtype}",
+            zorder=3,
+            edgecolor="black",
+            linewidth=0.4,
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    from matplotlib.ticker import FuncFormatter
+
+    plain = FuncFormatter(lambda v, _pos: f"{v:g}")
+    ax.xaxis.set_major_formatter(plain)
+    ax.yaxis.set_major_formatter(plain)
+    ax.set_xlabel("arithmetic intensity (FLOP/byte, bytes a lower bound)")
+    ax.set_ylabel("achieved GFLOP/s")
+    ax.set_title("Roofline: each row under min(compute, intensity x bandwidth)")
+    ax.grid(True, which="both", alpha=0.25)
+    if not flop_rows.empty:
+        ax.legend(fontsize=8, loc="lower right")
+    if not byte_rows.empty:
+        _bandwidth_panel(fig.add_subplot(grid[0, 1]), byte_rows, bandwidth, colours)
+    return fig
+
+
+def _bandwidth_panel(
+    ax: Any, rows: pd.DataFrame, bandwidth: dict[str, float], colours: dict[str, str]
+) -> None:
+    labels = [f"{t} ({d})" for t, d in zip(rows["target"], rows["dtype"], strict=True)]
+    ax.barh(labels, rows["gbs"].astype(float), color=[colours[str(d)] for d in rows["dtype"]])
+    for device, bw in sorted(bandwidth.items()):
+        ax.axvline(bw, color="dimgray", ls="--", lw=1)
+        ax.annotate(f"{device} {bw:.3g} GB/s", (bw, 0), fontsize=7, rotation=90, ha="right", va="bottom")
+    ax.invert_yaxis()
+    ax.set_xlabel("achieved GB/s")
+    ax.set_title("Rows without FLOPs", fontsize=10)
+    ax.tick_params(axis="y", labelsize=7)
+
+
 def _table(df: pd.DataFrame, index: bool = False) -> str:
     df = df.copy()
     df.columns.name = None
@@ -170,6 +297,24 @@ def _table(df: pd.DataFrame, index: bool = False) -> str:
         dot = f'<span class="dot" style="color:{_STATUS_COLOURS[status]}" title="{status}">●</span>'
         text = text.replace(html.escape(icon), dot)
     return text
+
+
+def _budget_table(results: list[Result]) -> list[str]:
+    """The heatmap's numbers as a table: max budget used per op and dtype, failures and xfails beside them."""
+    targets, dtypes, cells = _budget_grid(results)
+    if not cells:
+        return []
+    head = "".join(f"<th>{html.escape(d)}</th>" for d in dtypes)
+    rows = "".join(
+        f"<tr><th>{html.escape(t)}</th>"
+        + "".join(f"<td>{html.escape(heat_text(cells.get((t, d))))}</td>" for d in dtypes)
+        + "</tr>"
+        for t in targets
+    )
+    return [
+        '<h2 id="budget">Budget used by op and dtype</h2>',
+        f"<table><tr><th>target</th>{head}</tr>{rows}</table>",
+    ]
 
 
 def _env_rows(meta: dict[str, Any]) -> str:
@@ -206,9 +351,16 @@ def render_html(run: Run) -> str:
             throughput_plot(results),
         ),
         (
-            "errors",
-            "Max absolute error against the expected values, per op and dtype",
-            error_heatmap(results),
+            "budget",
+            "Budget used (max |got - expected| / (atol + rtol |expected|)) per op and dtype: the worst passing "
+            "variant; failures and xfails are counted in their cell, not coloured",
+            budget_heatmap(results),
+        ),
+        (
+            "roofline",
+            "Roofline: achieved GFLOP/s against arithmetic intensity, under each dtype's compute ceiling and "
+            "the bandwidth ceiling (bytes are a lower bound); rows without FLOPs as GB/s against bandwidth",
+            roofline_plot(results, run.meta),
         ),
         ("status", "How many variants ended with each status", status_plot(results)),
     ]
@@ -223,6 +375,7 @@ def render_html(run: Run) -> str:
     matrix = status_matrix(results)
     if not matrix.empty:
         parts += ["<h2>Status by target, device and dtype</h2>", _table(matrix.reset_index())]
+    parts += _budget_table(results)
     bench = bench_display(results)
     if not bench.empty:
         parts += ["<h2>Benchmarks</h2>", _table(bench)]

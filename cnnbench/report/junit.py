@@ -11,7 +11,7 @@ from cnnbench.report.tables import repro_command
 from cnnbench.store.result import Result
 from cnnbench.store.run import Run
 
-__all__ = ["classname", "junit_counts", "render_junit"]
+__all__ = ["NUMERICS_PROPERTIES", "classname", "junit_counts", "render_junit"]
 
 #: Characters XML 1.0 cannot hold at all (not even escaped): torch messages may carry ANSI escapes.
 _ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -81,8 +81,32 @@ def _testcase(suite: ET.Element, r: Result) -> None:
         for key, value in sorted(r.metrics.items()):
             if isinstance(value, int | float | str | bool):
                 ET.SubElement(props, "property", name=_text(key), value=_text(value))
+    elif r.kind == "check":
+        _numerics_properties(case, r)
     if r.status in ("xpass", "mistrusted") and message:
         ET.SubElement(case, "system-out").text = _text(f"{r.status}: {message}")
+
+
+#: The measured error columns of a check row shown as testcase properties (those the row recorded).
+NUMERICS_PROPERTIES = (
+    "max_abs_err",
+    "max_rel_err",
+    "budget_used",
+    "ulps_max",
+    "ulps_p99",
+    "compute_precision",
+)
+
+
+def _numerics_properties(case: ET.Element, r: Result) -> None:
+    """A check row's errors, budget used and ulps as properties; nothing for a row that measured none."""
+    values = {name: getattr(r, name) for name in NUMERICS_PROPERTIES if getattr(r, name) is not None}
+    if not values:
+        return
+    props = ET.Element("properties")
+    case.insert(0, props)  # first, where pytest --junitxml puts a testcase's properties
+    for name, value in values.items():
+        ET.SubElement(props, "property", name=name, value=_text(value))
 
 
 def render_junit(run: Run) -> str:

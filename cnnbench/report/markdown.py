@@ -10,10 +10,13 @@ import pandas as pd
 from cnnbench.casefile.variants import repro_script_command
 from cnnbench.report.change import Change
 from cnnbench.report.diff import Comparison
+from cnnbench.report.drift import Drift, group_line, variant_line
+from cnnbench.report.ledger import heat_text, heatmap_cells
 from cnnbench.report.tables import (
     MAX_LISTED,
     STATUS_ICONS,
     bench_display,
+    dtype_order,
     environment_line,
     failures,
     peaks_line,
@@ -58,7 +61,9 @@ def _failure(r: Result) -> list[str]:
     return [
         f"### {STATUS_ICONS.get(r.status, '')} `{r.variant_id}` — {r.status}",
         "",
-        f"{r.file}:{r.line}" + (f" · {r.source}" if r.source else ""),
+        f"{r.file}:{r.line}"
+        + (f" · {r.source}" if r.source else "")
+        + (f" · computed in {r.compute_precision}" if r.compute_precision else ""),
         "",
         "```",
         r.message.strip() or "(no message)",
@@ -97,6 +102,7 @@ def render_markdown(run: Run) -> str:
     matrix = status_matrix(results)
     if not matrix.empty:
         lines += ["## Status by target, device and dtype", "", _frame_table(matrix.reset_index()), ""]
+    lines += _budget_heatmap(results)
     bench = bench_display(results)
     if not bench.empty:
         lines += ["## Benchmarks", "", _frame_table(bench), ""]
@@ -111,6 +117,20 @@ def render_markdown(run: Run) -> str:
             lines += [f"{_more(len(failed))} failures.", ""]
     lines += _notes(results)
     return "\n".join(lines)
+
+
+def _budget_heatmap(results: list[Result]) -> list[str]:
+    """Budget used by op and dtype: the max of the passing variants (0-1, 1 being the tolerance), with failures,
+    errors and xfails counted beside it rather than taken as the worst passing error."""
+    cells = heatmap_cells(results)
+    if not cells:
+        return []
+    dtypes = dtype_order(d for _, d in cells)
+    rows = [
+        [t, *(_cell(heat_text(cells.get((t, d)))) for d in dtypes)] for t in sorted({t for t, _ in cells})
+    ]
+    note = "Max budget used of the passing variants (1 = the tolerance): 🟩 ≤ 0.25 🟨 ≤ 0.5 🟧 ≤ 0.75 🟥 ≤ 1."
+    return ["## Budget used by op and dtype", "", note, "", *_table(["target", *dtypes], rows), ""]
 
 
 def _changes(title: str, changes: list[Change], with_reason: bool = False) -> list[str]:
@@ -153,4 +173,35 @@ def render_comparison_markdown(c: Comparison) -> str:
         lines += ["## Unused accepted differences", ""]
         lines += [f"- `{e.pattern}`: {_cell(e.reason)}" for e in c.unused_accepted]
         lines.append("")
+    lines += _drift_section(c.drift)
     return "\n".join(lines)
+
+
+def _drift_section(drift: Drift) -> list[str]:
+    """Numerics drift: the groups whose budget used or ulps moved (or were not recorded), then the variants."""
+    if not drift.variants and not drift.not_recorded:
+        return []
+    moved = drift.moved
+    if not moved:
+        lines = [
+            "## Numerics drift: none",
+            "",
+            f"{len(drift.variants)} variants: budget used and ulps unchanged.",
+            "",
+        ]
+    else:
+        lines = [f"## Numerics drift ({len(moved)} of {len(drift.variants)} variants moved)", ""]
+    shown = [g for g in drift.groups if g.moved or g.factor is None]
+    lines += [f"- {_cell(group_line(g))}" for g in shown[:MAX_LISTED]]
+    if len(shown) > MAX_LISTED:
+        lines.append(f"- {_more(len(shown))} groups")
+    if shown:
+        lines.append("")
+    if moved:
+        rows = [[f"`{v.variant_id}`", _cell(variant_line(v))] for v in moved[:MAX_LISTED]]
+        lines += [
+            *_table(["variant", "drift"], rows),
+            *([f"\n{_more(len(moved))}"] if len(moved) > MAX_LISTED else []),
+            "",
+        ]
+    return lines

@@ -103,7 +103,10 @@ BENCH_COLUMNS = (
     "median_ms",
     "iqr_ms",
     "gflops",
-    "pct_of_peak",
+    "gbs",
+    "bound",
+    "pct_of_bound",
+    "ceiling_raised",
     "noisy",
     "flop_fwd",
     "n",
@@ -134,6 +137,14 @@ def _number(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}g}" if abs(value) < 10**digits else f"{value:,.0f}"
 
 
+def _bound(bound: Any, raised: Any) -> str:
+    """Which roof a row is under ("compute", "memory"), marked when the row itself raised that ceiling."""
+    if not isinstance(bound, str):
+        return ""
+    kind = "compute" if bound == "compute" else "memory"
+    return f"{bound} (raised)" if isinstance(raised, list) and kind in raised else bound
+
+
 def bench_display(results: list[Result]) -> pd.DataFrame:
     """The benchmark table as people read it: units in the headers, a few significant digits, a noise flag.
 
@@ -147,7 +158,9 @@ def bench_display(results: list[Result]) -> pd.DataFrame:
             "median ms": df["median_ms"].map(_number),
             "IQR ms": df["iqr_ms"].map(lambda v: _number(v, 2)),
             "GFLOP/s": df["gflops"].map(_number),
-            "% of peak": df["pct_of_peak"].map(lambda v: _number(v, 3)),
+            "GB/s": df["gbs"].map(lambda v: _number(v, 3)),
+            "bound": [_bound(b, r) for b, r in zip(df["bound"], df["ceiling_raised"], strict=True)],
+            "% of bound": df["pct_of_bound"].map(lambda v: _number(v, 3)),
             "noise": df["noisy"].map(lambda v: "⚠️ noisy" if v else ""),
             "fwd GFLOP/sample": df["flop_fwd"].map(lambda v: _number(v / 1e9, 3) if _number(v) else ""),
             "n": df["n"].map(_number),
@@ -156,8 +169,33 @@ def bench_display(results: list[Result]) -> pd.DataFrame:
     )
 
 
+def _ceiling_text(key: str, entry: dict[str, Any]) -> str:
+    kind, device, *rest = key.split("|")
+    dtype = rest[0] if kind == "compute" and rest else ""
+    name = f"{device} {dtype or 'bandwidth'}"
+    unit = str(entry.get("unit") or ("GFLOP/s" if kind == "compute" else "GB/s"))
+    value = entry.get("ceiling")
+    if not isinstance(value, int | float):
+        return f"{name}: missing ({entry.get('error') or 'not measured'})"
+    text = f"{name} {_number(value, 3)} {unit}"
+    measured = entry.get("measured")
+    if entry.get("raised_by") and isinstance(measured, int | float) and value > measured:
+        text += f" (practical: raised from {_number(measured, 3)} by {entry['raised_by']})"
+    theoretical = entry.get("theoretical")
+    if kind == "compute":
+        text += f", theoretical {_number(theoretical, 3)}" if isinstance(theoretical, int | float) else ""
+    return text
+
+
 def peaks_line(meta: dict[str, Any]) -> str:
-    """The machine's GEMM peaks the run probed: "cpu float32 18.0, bfloat16 0.38 GFLOP/s" ("" without)."""
+    """The machine's ceilings the run's rows were compared with, one clause each ("" without any); a run from
+    before the ceilings shows its GEMM probe peaks."""
+    ceilings = meta.get("ceilings")
+    if isinstance(ceilings, dict) and isinstance(ceilings.get("entries"), dict) and ceilings["entries"]:
+        parts = [_ceiling_text(k, v) for k, v in sorted(ceilings["entries"].items()) if isinstance(v, dict)]
+        note = "🐢 slow path: a dtype's compute ceiling over 4x below float32's there"
+        where = f" (measured once per machine: {ceilings.get('file')})" if ceilings.get("file") else ""
+        return f"Ceilings{where}: " + "; ".join(parts) + f". {note}."
     peaks = meta.get("peaks")
     if not isinstance(peaks, dict) or not peaks:
         return ""
@@ -182,7 +220,18 @@ def environment_line(meta: dict[str, Any]) -> str:
     ]
     if env.get("cuda_version"):
         parts.append(f"CUDA {env['cuda_version']}")
+    parts.extend(_precision_parts(env))
     return " · ".join(parts)
+
+
+def _precision_parts(env: dict[str, Any]) -> list[str]:
+    """The float32 conv/matmul compute precision per device type the run had (cnnbench.device's flags)."""
+    out = []
+    for kind in ("cpu", *(d for d in env.get("devices") or [] if d == "cuda")):
+        conv, matmul = env.get(f"conv_compute_precision_{kind}"), env.get(f"matmul_compute_precision_{kind}")
+        if conv or matmul:
+            out.append(f"float32 on {kind}: conv {conv or '?'}, matmul {matmul or '?'}")
+    return out
 
 
 assert set(STATUSES) == set(STATUS_ICONS)

@@ -51,8 +51,14 @@ ROW_METRICS = {
     "flop_fwd_bwd",
     "gmacs",
     "gflops",
-    "peak_gflops",
-    "pct_of_peak",
+    "flop",
+    "bytes_moved",
+    "gbs",
+    "intensity",
+    "compute_ceiling_gflops",
+    "bandwidth_gbs",
+    "bound",
+    "pct_of_bound",
     "slow_path",
     "params",
     "peak_mem_bytes",
@@ -109,12 +115,18 @@ def test_tiny_benchmarks_run_through_the_cli_with_every_metric(
     )
     assert run.meta["environment"]["num_threads"] == 1
     assert run.meta["options"]["threads"] == 1 and run.meta["options"]["max_time_per_case"] == 0.05
-    assert set(run.meta["peaks"]["cpu"]) == {"float32"}
+    threads = "|t1"
+    assert set(run.meta["ceilings"]["entries"]) == {
+        f"compute|cpu|float32|ieee{threads}",
+        f"bandwidth|cpu{threads}",
+    }
+    for r in bench.values():  # the session compared every row with the machine's ceilings
+        assert r.metrics["bound"] in ("compute", "memory") and 0 < r.metrics["pct_of_bound"] <= 100
     out = capsys.readouterr().out
-    assert "benchmarks" in out and "6 passed" in out
-    assert "## Benchmarks" in render_markdown(
-        run
-    ) and "GEMM probe peaks (GFLOP/s): cpu: float32" in render_markdown(run)
+    assert "benchmarks" in out and "6 passed" in out and "% of bound" in out
+    markdown = render_markdown(run)
+    assert "## Benchmarks" in markdown and "Ceilings (measured once per machine: " in markdown
+    assert "cpu float32 " in markdown and "GFLOP/s" in markdown
 
 
 def test_kind_check_leaves_the_benchmarks_out(write_case: Callable[..., Path], tmp_path: Path) -> None:
@@ -175,21 +187,14 @@ def _quick_measure(step: Callable[[], object], variant: BenchVariant) -> Any:
 LENET_BF16 = "benchmarks:\n  - {id: l, model: lenet, devices: [cpu], dtypes: [bfloat16], batch: [2]}\n"
 
 
-def test_a_dtype_far_below_float32_is_flagged_slow_path_in_the_row_and_the_report(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    peaks = {"bfloat16": 0.5e9, "float32": 100e9}
-    result = _run(
-        LENET_BF16, monkeypatch, machine_peaks=lambda device, dtype: (peaks[dtype], peaks["float32"])
-    )
-    assert result.status == "passed" and result.metrics["slow_path"] is True
-    assert result.metrics["peak_gflops"] == 0.5 and result.metrics["fp32_peak_gflops"] == 100.0
+def test_a_slow_path_row_is_flagged_in_the_report(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    result = _run(LENET_BF16, monkeypatch)
+    assert result.status == "passed" and "slow_path" not in result.metrics  # the run's ceilings decide it
+    assert result.metrics["bytes_moved"] > 0 and result.metrics["flop"] > 0
     from synthetic_runs import make_run
 
+    result.metrics["slow_path"] = True
     assert "🐢 slow path" in render_markdown(make_run(tmp_path / "run", [result]))
-    peaks["bfloat16"] = 60e9  # a native kernel: within 4x of float32
-    fast = _run(LENET_BF16, monkeypatch, machine_peaks=lambda device, dtype: (peaks[dtype], peaks["float32"]))
-    assert fast.metrics["slow_path"] is False
 
 
 def test_a_wrong_low_precision_output_fails_the_row(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -202,7 +207,7 @@ def test_a_wrong_low_precision_output_fails_the_row(monkeypatch: pytest.MonkeyPa
             built.forward = lambda: -2 * workload.first_tensor(forward())
         return built
 
-    result = _run(LENET_BF16, monkeypatch, build_workload=broken, machine_peaks=lambda d, t: (1e9, 1e9))
+    result = _run(LENET_BF16, monkeypatch, build_workload=broken)
     assert result.status == "failed"
     assert "over the bfloat16 threshold 0.1" in result.message and "top-1 agreement" in result.message
     assert result.metrics["median_ms"] > 0  # still timed

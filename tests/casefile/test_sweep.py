@@ -251,7 +251,7 @@ def test_a_case_expecting_an_error_keeps_its_expectation() -> None:
         (
             "expect.shape: [[1], [2]]",
             8,
-            'a sweep varies args, inputs, state, layers, seed, mode, not "expect"',
+            'a sweep varies args, call_args, inputs, state, layers, chain, seed, mode, not "expect"',
         ),
         ("args.: [1]", 8, 'sweep key "args." is not a dotted key path'),
         ("seed.x: [1]", 8, "seed has no keys inside"),

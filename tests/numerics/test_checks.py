@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
+import pytest
 import torch
 
 from cnnbench.casefile.format import ToleranceOverride as ToleranceSpec
-from cnnbench.numerics.checks import check_close, check_shape
+from cnnbench.numerics.checks import check_close, check_shape, machine_epsilon
 from cnnbench.numerics.tolerance import DEFAULT_TOLERANCES, Tolerance, tolerance_for
 
 
@@ -72,3 +75,77 @@ def test_relative_tolerance_scales_with_magnitude() -> None:
     expected = torch.tensor([1000.0], dtype=torch.float64)
     assert check_close("o", torch.tensor([1000.5]), expected, Tolerance(0, 1e-3)).passed
     assert not check_close("o", torch.tensor([1001.5]), expected, Tolerance(0, 1e-3)).passed
+
+
+def _step(t: torch.Tensor, k: int) -> torch.Tensor:
+    """t moved k representable numbers of its dtype towards +inf."""
+    for _ in range(k):
+        t = torch.nextafter(t, torch.full_like(t, float("inf")))
+    return t
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("k", [1, 3, 8])
+def test_k_representable_steps_are_k_ulps(dtype: torch.dtype, k: int) -> None:
+    expected = torch.tensor([1.0, 1.5, -3.0, 0.625, 100.0], dtype=dtype)
+    check = check_close("o", _step(expected, k), expected.double(), Tolerance(atol=0, rtol=0.5))
+    assert check.passed
+    assert check.ulps_max == k and check.ulps_p99 == k
+
+
+def test_budget_is_the_largest_share_of_the_allowed_error() -> None:
+    expected = torch.tensor([1.0, 10.0, 0.0], dtype=torch.float64)
+    got = expected + torch.tensor([0.1, 0.5, 0.05], dtype=torch.float64)
+    tol = Tolerance(atol=0.1, rtol=0.1)
+    check = check_close("o", got, expected, tol)
+    # allowed 0.2, 1.1, 0.1: shares 0.5, 0.4545, 0.5
+    assert check.passed and check.budget_used == pytest.approx(0.5)
+    failing = check_close("o", got * 1.0 + torch.tensor([0.0, 2.0, 0.0], dtype=torch.float64), expected, tol)
+    assert not failing.passed and failing.budget_used == pytest.approx(2.5 / 1.1)
+    # nothing allowed: exact is 0, anything else is an infinite share
+    assert check_close("o", expected, expected, Tolerance(0, 0)).budget_used == 0.0
+    assert check_close("o", got, expected, Tolerance(0, 0)).budget_used == math.inf
+
+
+def test_ulps_floor_keeps_zero_expected_values_finite() -> None:
+    expected = torch.tensor([4.0, 0.0, 1e-30], dtype=torch.float64)
+    got = torch.tensor([4.0, 2.0**-12, 1e-30], dtype=torch.float32)
+    check = check_close("o", got, expected, Tolerance(atol=1e-3, rtol=0))
+    # the floor is 4 * 2^-10 = 2^-8: one float32 ulp there is 2^-23 * 2^-8, and the error 2^-12 is 2^19 of them
+    assert check.ulps_max == 2.0**19
+    assert check.ulps_max is not None and math.isfinite(check.ulps_max)
+    # an all-zero expected tensor falls back to the dtype's smallest normal number
+    zero = check_close("o", torch.zeros(3), torch.zeros(3, dtype=torch.float64), Tolerance(0, 0))
+    assert zero.ulps_max == 0.0 and zero.budget_used == 0.0
+
+
+def test_ulps_unit_follows_dtype_and_compute_precision() -> None:
+    assert machine_epsilon("float32") == 2.0**-23 == machine_epsilon("float32", "ieee")
+    assert machine_epsilon("float32", "tf32") == 2.0**-10
+    assert machine_epsilon("float16", "tf32") == 2.0**-10  # never finer than the dtype itself
+    assert machine_epsilon("bfloat16", "tf32") == 2.0**-7
+    assert machine_epsilon("int64") is None
+    with pytest.raises(ValueError, match="compute precision 'fp8'"):
+        machine_epsilon("float32", "fp8")
+    expected = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    got = (expected + 2.0**-10).float()  # one tf32 ulp at 1, half of one at 2
+    ieee = check_close("o", got, expected, Tolerance(1e-2, 0))
+    tf32 = check_close("o", got, expected, Tolerance(1e-2, 0), compute_precision="tf32")
+    assert ieee.ulps_max == 2.0**13 and tf32.ulps_max == 1.0 and tf32.ulps_p99 == 1.0
+    as_half = check_close("o", got, expected, Tolerance(1e-2, 0), dtype="float16")
+    assert as_half.ulps_max == 1.0
+
+
+def test_integer_results_have_a_budget_but_no_ulps() -> None:
+    check = check_close("o", torch.tensor([1, 2, 3]), torch.tensor([1, 2, 4]), Tolerance(0, 0))
+    assert not check.passed and check.budget_used == math.inf
+    assert check.ulps_max is None and check.ulps_p99 is None
+
+
+def test_ulps_p99_is_the_nearest_rank_percentile() -> None:
+    expected = torch.ones(200, dtype=torch.float32)
+    got = expected.clone()
+    got[:2] = _step(expected[:2], 5)  # the two largest errors are the top 1%
+    got[2:10] = _step(expected[2:10], 1)
+    check = check_close("o", got, expected.double(), Tolerance(0, 0.1))
+    assert check.ulps_max == 5.0 and check.ulps_p99 == 1.0

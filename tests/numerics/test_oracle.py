@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -176,11 +177,71 @@ MODULE_EXAMPLES: list[tuple[str, dict[str, Any], tuple[int, ...], str]] = [
     ("Upsample", {"size": [5, 7], "mode": "nearest"}, (1, 2, 3, 4), "eval"),
     ("UpsamplingBilinear2d", {"size": [5, 6]}, (1, 2, 3, 4), "eval"),
     ("UpsamplingNearest2d", {"scale_factor": 2}, (1, 2, 3, 4), "eval"),
+    ("LayerNorm", {"normalized_shape": [3, 4], "eps": 0.1}, (2, 3, 4), "eval"),
+    ("LayerNorm", {"normalized_shape": 4, "elementwise_affine": False}, (2, 3, 4), "eval"),
+    ("GroupNorm", {"num_groups": 2, "num_channels": 4}, (2, 4, 3, 3), "eval"),
+    ("InstanceNorm1d", {"num_features": 3, "affine": True}, (2, 3, 6), "eval"),
+    ("InstanceNorm2d", {"num_features": 2, "track_running_stats": True}, (2, 2, 3, 4), "eval"),
+    (
+        "InstanceNorm2d",
+        {"num_features": 2, "track_running_stats": True, "momentum": 0.5},
+        (2, 2, 3, 4),
+        "train",
+    ),
+    ("LocalResponseNorm", {"size": 3, "alpha": 0.01}, (2, 5, 3, 3), "eval"),
+    ("ReLU6", {}, (3, 5), "eval"),
+    ("Hardtanh", {"min_val": -0.5, "max_val": 2.0}, (3, 5), "eval"),
+    ("LeakyReLU", {"negative_slope": 0.3}, (3, 5), "eval"),
+    ("ELU", {"alpha": 0.5}, (3, 5), "eval"),
+    ("SELU", {}, (3, 5), "eval"),
+    ("CELU", {"alpha": 1.5}, (3, 5), "eval"),
+    ("GELU", {"approximate": "tanh"}, (3, 5), "eval"),
+    ("SiLU", {}, (3, 5), "eval"),
+    ("Mish", {}, (3, 5), "eval"),
+    ("Hardswish", {}, (3, 5), "eval"),
+    ("Hardsigmoid", {}, (3, 5), "eval"),
+    ("Softplus", {"beta": 2.0, "threshold": 1.0}, (3, 5), "eval"),
+    ("Softsign", {}, (3, 5), "eval"),
+    ("LogSigmoid", {}, (3, 5), "eval"),
+    ("Threshold", {"threshold": 0.1, "value": 20.0}, (3, 5), "eval"),
+    ("PReLU", {"num_parameters": 3}, (2, 3, 4), "eval"),
+    ("Softmin", {"dim": 1}, (3, 5), "eval"),
+    ("Softmax2d", {}, (2, 3, 2, 2), "eval"),
+    ("PixelShuffle", {"upscale_factor": 2}, (1, 8, 2, 3), "eval"),
+    ("PixelUnshuffle", {"downscale_factor": 2}, (1, 2, 4, 6), "eval"),
+    ("Unfold", {"kernel_size": 2, "stride": 2}, (1, 2, 4, 6), "eval"),
+    ("Fold", {"output_size": [3, 4], "kernel_size": 2}, (1, 8, 6), "eval"),
+    ("LPPool1d", {"norm_type": 2, "kernel_size": 3, "stride": 2}, (1, 2, 7), "eval"),
+    ("LPPool2d", {"norm_type": 3, "kernel_size": 2, "ceil_mode": True}, (1, 2, 5, 5), "eval"),
+    ("Dropout", {"p": 0.3}, (3, 5), "eval"),
+    ("Dropout2d", {}, (1, 3, 2, 2), "eval"),
+    ("Identity", {}, (3, 5), "eval"),
+    ("ConstantPad2d", {"padding": [1, 0, 2, 1], "value": 3.5}, (1, 2, 3, 3), "eval"),
+    ("ZeroPad2d", {"padding": 1}, (1, 2, 3, 3), "eval"),
+    ("ReflectionPad2d", {"padding": 2}, (1, 2, 3, 4), "eval"),
+    ("ReplicationPad2d", {"padding": [1, 2, 0, 1]}, (1, 2, 3, 3), "eval"),
+    ("CircularPad2d", {"padding": 1}, (1, 2, 3, 3), "eval"),
+]
+
+#: Modules whose forward takes more than one tensor: (module, args, inputs, mode)
+MULTI_INPUT_EXAMPLES: list[tuple[str, dict[str, Any], tuple[Any, ...], str]] = [
+    ("MSELoss", {"reduction": "sum"}, ((3, 4), (3, 4)), "eval"),
+    ("L1Loss", {}, ((3, 4), (3, 4)), "eval"),
+    ("NLLLoss", {"ignore_index": 1}, ((4, 3), np.array([0, 1, 2, 2])), "eval"),
+    (
+        "CrossEntropyLoss",
+        {"label_smoothing": 0.1, "reduction": "none"},
+        ((4, 3), np.array([0, 1, 2, 2])),
+        "eval",
+    ),
+    ("Bilinear", {"in1_features": 3, "in2_features": 2, "out_features": 4}, ((5, 3), (5, 2)), "eval"),
+    ("MaxUnpool1d", {"kernel_size": 2}, ((1, 2, 3), np.array([[[0, 3, 5], [1, 2, 4]]])), "eval"),
+    ("MaxUnpool2d", {"kernel_size": 2, "stride": 2}, ((1, 1, 2, 2), np.array([[[[0, 3], [9, 14]]]])), "eval"),
 ]
 
 
 def test_every_lowered_module_has_an_example() -> None:
-    assert {m for m, *_ in MODULE_EXAMPLES} == set(LOWERINGS)
+    assert {m for m, *_ in MODULE_EXAMPLES} | {m for m, *_ in MULTI_INPUT_EXAMPLES} == set(LOWERINGS)
 
 
 @pytest.mark.parametrize(("module", "args", "shape", "mode"), MODULE_EXAMPLES)
@@ -194,17 +255,44 @@ def test_lowering_reproduces_the_module(
         if buffer.is_floating_point():
             buffer.copy_(torch.rand_like(buffer) + 0.5)
     x = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    _check_lowering(module, args, [x], mode, m)
+
+
+@pytest.mark.parametrize(("module", "args", "inputs", "mode"), MULTI_INPUT_EXAMPLES)
+def test_lowering_reproduces_a_module_of_several_inputs(
+    module: str, args: dict[str, Any], inputs: tuple[Any, ...], mode: str
+) -> None:
+    torch.manual_seed(0)
+    m = getattr(torch.nn, module)(**args).double().train(mode == "train")
+    gen = torch.Generator().manual_seed(1)
+    tensors = [
+        torch.as_tensor(a)
+        if isinstance(a, np.ndarray)
+        else torch.randn(a, dtype=torch.float64, generator=gen)
+        for a in inputs
+    ]
+    if module.startswith("MaxUnpool"):  # the values to put back where max pooling found them
+        tensors[0] = tensors[0].abs()
+    _check_lowering(module, args, tensors, mode, m)
+
+
+def _check_lowering(module: str, args: dict[str, Any], xs: list[torch.Tensor], mode: str, m: Any) -> None:
     lowered = lower_module(module, args, mode)
     tensors = [
         getattr(m, n).detach().numpy().copy() if n and getattr(m, n, None) is not None else None
         for n in lowered.tensors
     ]
+    keywords = {
+        n: getattr(m, n).detach().numpy().copy() if getattr(m, n, None) is not None else None
+        for n in lowered.keyword_tensors
+    }
     call_args = dict(lowered.args)
     if lowered.notes.get("cumulative_momentum"):
         call_args["momentum"] = 1.0
-    expected = reference.REFERENCES[lowered.op](x.numpy().copy(), *tensors, **call_args)
+    arrays = [x.numpy().copy() for x in xs]
+    expected = reference.REFERENCES[lowered.op](*arrays, *tensors, **call_args, **keywords)
     with torch.no_grad():
-        got = m(x)
+        got = m(*xs)
     if isinstance(got, tuple):
         for g, e in zip(got, expected, strict=True):
             np.testing.assert_allclose(g.numpy(), e, rtol=1e-12, atol=1e-12)
@@ -220,12 +308,23 @@ def test_lowering_reproduces_the_module(
 def test_reference_for_an_op_without_one_is_a_load_error() -> None:
     message = load_error("""
   - id: u
-    op: unfold
-    args: {kernel_size: 2}
-    inputs: {input: {randn: [1, 1, 4, 4]}}
+    op: grid_sample
+    inputs: {input: {randn: [1, 1, 4, 4]}, grid: {randn: [1, 2, 2, 2]}}
     expect: {reference: numpy}
 """)
-    assert "t.yaml:9" in message and 'no NumPy reference for op "unfold"' in message
+    assert "t.yaml:8" in message and 'no NumPy reference for op "grid_sample"' in message
+    assert "is not modelled" in message, "the reason is shown"
+
+
+def test_reference_for_a_module_without_one_names_the_reason() -> None:
+    message = load_error("""
+  - id: u
+    module: Unflatten
+    args: {dim: 1, unflattened_size: [2, 2]}
+    inputs: {input: {randn: [1, 4]}}
+    expect: {reference: numpy}
+""")
+    assert 'no NumPy reference for module "Unflatten" (a view that only reshapes' in message
 
 
 def test_reference_gradient_for_a_module_without_one_is_a_load_error() -> None:
@@ -253,13 +352,12 @@ def test_cli_exits_2_naming_file_and_line(write_case: Any, capsys: pytest.Captur
     path = write_case("""
         cases:
           - id: u
-            op: pixel_shuffle
-            args: {upscale_factor: 2}
-            inputs: {input: {randn: [1, 4, 2, 2]}}
+            op: grid_sample
+            inputs: {input: {randn: [1, 4, 2, 2]}, grid: {randn: [1, 2, 2, 2]}}
             expect: {reference: numpy}
     """)
     assert main(["validate", str(path)]) == 2
-    assert f"{path}:6" in capsys.readouterr().err
+    assert f"{path}:5" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -720,8 +818,9 @@ cases:
 
 
 def test_reference_positional_names_are_torch_keyword_names() -> None:
+    first = {"affine_grid": "theta", "bilinear": "input1"}
     for op, fn in reference.REFERENCES.items():
-        assert next(iter(inspect.signature(fn).parameters)) == "input", op
+        assert next(iter(inspect.signature(fn).parameters)) == first.get(op, "input"), op
 
 
 def test_verbose_console_says_why_a_variant_is_mistrusted() -> None:
@@ -748,3 +847,34 @@ def test_verbose_console_says_why_a_variant_is_mistrusted() -> None:
         Run(path=Path("."), meta={}, results=results), Console(file=buffer, width=200), verbose=True
     )
     assert "mistrusted relu[cpu-float32]: cannot discriminate: reference output: 55%" in buffer.getvalue()
+
+
+def test_an_infinite_input_does_not_make_the_tolerance_infinite(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A -inf logit used to enter the input scale, so atol was inf and a log_softmax returning -inf everywhere
+    (no max subtraction) passed; infinities are matched exactly and kept out of the scales."""
+    body = """
+  - id: ls
+    op: log_softmax
+    args: {dim: -1}
+    trust: always
+    inputs: {input: [[1000, 0], [-.inf, 0]]}
+    expect: {reference: numpy}
+"""
+    assert set(statuses(run_all(body, "[float32]")).values()) == {"passed"}
+
+    def careless(x: torch.Tensor, dim: int, *args: Any, **kwargs: Any) -> torch.Tensor:
+        del args, kwargs
+        return x - torch.log(torch.exp(x).sum(dim, keepdim=True))
+
+    monkeypatch.setattr(F, "log_softmax", careless)
+    clear_cache()
+    (result,) = run_all(body, "[float32]").values()
+    assert result.status == "failed" and result.atol is not None and math.isfinite(result.atol)
+
+
+def test_finite_scale_ignores_infinities_and_nan() -> None:
+    from cnnbench.numerics.oracle import finite_scale
+
+    assert finite_scale(np.array([-np.inf, 3.0, np.nan, -5.0])) == 5.0
+    assert finite_scale(np.array([np.inf, np.nan])) == 0.0
+    assert finite_scale(np.zeros(0)) == 0.0

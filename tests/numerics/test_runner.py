@@ -8,6 +8,7 @@ from cnnbench.casefile.load import load_text
 from cnnbench.casefile.variants import Variant, expand
 from cnnbench.environment import device_available
 from cnnbench.execution.dispatch import run_variant
+from cnnbench.store.result import Result
 
 CONV = """
   - id: conv
@@ -222,3 +223,24 @@ def test_seeded_random_inputs_match_across_dtypes() -> None:
     b = make_tensor(spec, "float16")
     assert (a.to(b.dtype) == b).all()
     assert (make_tensor(spec, "float64") == a).all()
+
+
+def test_checked_row_records_budget_and_ulps() -> None:
+    def row(body: str) -> Result:
+        (variant,) = variants(body).values()
+        return run_variant(variant)
+
+    exact = row(CONV.format(value=23))
+    assert exact.budget_used == 0.0 and exact.ulps_max == 0.0 and exact.ulps_p99 == 0.0
+    sigmoid = row("""
+  - id: sig
+    op: sigmoid
+    inputs: {input: [0.5, 1.0, 2.0]}
+    expect: {output: [0.6224593312018546, 0.7310585786300049, 0.8807970779778823]}
+""")
+    # float32 sigmoid is within an ulp or two of the exact value and uses little of assert_close's tolerance
+    assert sigmoid.budget_used is not None and 0 < sigmoid.budget_used < 0.1
+    assert sigmoid.ulps_max is not None and 0 < sigmoid.ulps_max <= 4
+    failed = row(CONV.format(value=24))
+    assert failed.budget_used == pytest.approx(1.0 / (1e-5 + 1.3e-6 * 24))
+    assert failed.ulps_max == 2.0**19  # an error of 1 at 24, where one float32 ulp is 2^-23 * 16

@@ -106,4 +106,4 @@ def test_module_parameter_shapes_and_lowering() -> None:
     with pytest.raises(ValueError, match="needs the argument"):
         lower_module("MaxPool2d", {}, "eval")
     with pytest.raises(ValueError, match="no functional reference"):
-        lower_module("LayerNorm", {}, "eval")
+        lower_module("Unflatten", {}, "eval")

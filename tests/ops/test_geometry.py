@@ -285,3 +285,82 @@ def test_layers_and_unmodelled_ops_get_no_shape_check(monkeypatch: pytest.Monkey
     monkeypatch.setattr(F, "relu", lambda x, **kw: x[..., :1])
     body = "  - id: r\n    op: relu\n    inputs: {input: {randn: [2, 3]}}\n    expect: {dtype: float32}\n"
     assert run(body) == ("passed", "")
+
+
+CONVT = {"in_channels": 2, "out_channels": 3, "kernel_size": 3, "stride": [2, 3], "padding": 1}
+
+
+@pytest.mark.parametrize("input_shape", [(1, 2, 3, 4), (2, 3, 4)])
+def test_conv_transpose_output_size_matches_torch_over_every_request(input_shape: tuple[int, ...]) -> None:
+    """ConvTranspose2d.forward(x, output_size=...) against torch, over requests in and out of range, with and
+    without the leading (N, C) dims, and a module output_padding the request overrides."""
+    args = {**CONVT, "output_padding": 1}
+    module = nn.ConvTranspose2d(**{k: tuple(v) if isinstance(v, list) else v for k, v in args.items()})
+    x = torch.zeros(input_shape)
+    lead = list(input_shape[:-2])
+    for h, w in itertools.product(range(3, 9), range(8, 14)):
+        for request in ([h, w], [*lead[:-1], 3, h, w]):
+            kind, got = torch_outcome(lambda r=request: module(x, output_size=r))  # type: ignore[misc]
+            try:
+                ours: Any = call_output_shape(
+                    module="ConvTranspose2d",
+                    args=args,
+                    input_shapes=[input_shape],
+                    call_args={"output_size": request},
+                )
+            except GeometryError as exc:
+                assert kind == exc.error_type == "ValueError", (request, kind, got, exc)
+                continue
+            assert kind == "ok" and tuple(got) == ours, (request, got, ours)
+
+
+def test_call_args_the_arithmetic_does_not_model_make_it_step_aside() -> None:
+    shapes = [(1, 2, 3, 4)]
+    assert (
+        call_output_shape(module="ConvTranspose2d", args=CONVT, input_shapes=shapes, call_args={"x": 1})
+        is None
+    )
+    assert (
+        call_output_shape(module="Conv2d", args=CONVT, input_shapes=shapes, call_args={"output_size": [5, 5]})
+        is None
+    )
+    assert (
+        call_output_shape(module="ConvTranspose2d", args={**CONVT, "unknown": 1}, input_shapes=shapes) is None
+    )
+    weight = (2, 3, 3, 3)
+    assert (
+        call_output_shape(op="conv_transpose2d", args={"stride": 2}, input_shapes=[shapes[0], weight])
+        is not None
+    )
+    given = {"stride": 2, "output_size": [8, 8]}
+    assert call_output_shape(op="conv_transpose2d", args=given, input_shapes=[shapes[0], weight]) is None
+    assert (
+        call_output_shape(op="max_pool2d", args={"kernel_size": 2, "new_arg": 1}, input_shapes=shapes) is None
+    )
+
+
+OUTPUT_SIZE_CASE = """
+defaults: {{devices: [cpu]}}
+cases:
+  - id: convt-output-size
+    module: ConvTranspose2d
+    args: {{in_channels: 1, out_channels: 1, kernel_size: 3, stride: 2}}
+    call_args: {{output_size: {request}}}
+    inputs: {{input: {{randn: [1, 1, 2, 2]}}}}
+    expect: {{shape: [1, 1, 6, 6]}}
+"""
+
+
+def test_a_conv_transpose_output_size_variant_passes_the_arithmetic() -> None:
+    (variant,) = expand(load_text(OUTPUT_SIZE_CASE.format(request="[6, 6]"), "t.yaml").cases)
+    row = run_variant(variant)
+    assert row.status == "passed", row.message
+
+
+def test_an_output_size_out_of_range_becomes_a_sweep_error_case() -> None:
+    text = OUTPUT_SIZE_CASE.format(request="[6, 6]").replace(
+        "    expect:", "    sweep: {call_args.output_size: [[6, 6], [7, 7]]}\n    expect:"
+    )
+    cases = load_text(text, "t.yaml").cases
+    assert [c.spec.expect.error.type if c.spec.expect.error else None for c in cases] == [None, "ValueError"]
+    assert all(run_variant(v).status == "passed" for v in expand(cases))

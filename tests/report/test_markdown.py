@@ -9,13 +9,16 @@ from synthetic_runs import bench_row, check_row, make_run, replicates
 from cnnbench.report.diff import compare_runs
 from cnnbench.report.markdown import render_comparison_markdown, render_markdown
 from cnnbench.report.tables import MAX_LISTED, bench_table
+from cnnbench.store.result import Result
 from cnnbench.store.run import Run
 
 
 def test_markdown_has_a_benchmark_table(run: Run) -> None:
     text = render_markdown(run)
     assert "## Benchmarks" in text
-    assert "| variant | samples/s | median ms | IQR ms | GFLOP/s | % of peak | noise |" in text
+    assert (
+        "| variant | samples/s | median ms | IQR ms | GFLOP/s | GB/s | bound | % of bound | noise |" in text
+    )
     line = next(x for x in text.splitlines() if x.startswith("| bench-resnet18-b8[cpu-bfloat16]"))
     assert "⚠️ noisy" in line
     assert "## Failures" in text and "cnnbench run cases/sub/b.yaml -k 'pool[cpu-float32]'" in text
@@ -67,3 +70,28 @@ def test_comparison_markdown_of_a_perf_change(tmp_path: Path) -> None:
         in text
     )
     assert "| `bench-resnet18-b8[cpu-float32]` | perf | median 40 ms -> " in text
+
+
+def _heatmap_rows() -> list[Result]:
+    """conv2d float32: passes at 0.2 and 0.4 of the budget, one failure far over it; lp_pool2d: an xfail within
+    tolerance (the case that used to paint itself the worst) and nothing else; a migrated row."""
+    return [
+        check_row("conv-a", budget_used=0.2),
+        check_row("conv-b", budget_used=0.4),
+        check_row("conv-c", status="failed", budget_used=40.0, mismatches=3, max_abs_err=0.5),
+        check_row("conv-d", "float64", budget_used=0.9),
+        check_row("lp", target="lp_pool2d", status="xfail", budget_used=0.95, reason="known"),
+        check_row("old", target="relu", budget_used=None),
+    ]
+
+
+def test_markdown_heatmap_shows_budget_used_with_failures_and_xfails_apart(tmp_path: Path) -> None:
+    text = render_markdown(make_run(tmp_path / "r", _heatmap_rows()))
+    section = text.split("## Budget used by op and dtype", 1)[1].split("\n## ", 1)[0]
+    lines = [x for x in section.splitlines() if x.startswith("| ")]
+    assert lines[0] == "| target | float64 | float32 |"
+    assert (
+        "| conv2d | 🟥 0.9 | 🟨 0.4 · ❌ 1 |" in lines
+    )  # the failure is counted, not the worst passing error
+    assert "| lp_pool2d |  | xfail 1 |" in lines  # an xfail never paints the cell
+    assert "| relu |  | not recorded |" in lines

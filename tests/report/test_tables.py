@@ -55,3 +55,35 @@ def test_environment_and_peaks_lines() -> None:
     assert peaks_line({}) == ""
     line = peaks_line({"peaks": {"cpu": {"float32": 18.04, "bfloat16": 0.38}}})
     assert line.startswith("GEMM probe peaks (GFLOP/s): cpu: bfloat16 0.38, float32 18")
+
+
+def test_the_ceilings_line_names_each_ceiling_its_raise_and_what_is_missing() -> None:
+    entries = {
+        "bandwidth|cpu|t2": {"measured": 6.83, "ceiling": 6.83, "unit": "GB/s"},
+        "compute|cpu|float32|ieee|t2": {
+            "measured": 83.5,
+            "practical": 101.2,
+            "ceiling": 101.2,
+            "raised_by": "conv[cpu-float32]",
+            "theoretical": 333.0,
+        },
+        "compute|cpu|float16|ieee|t2": {"measured": None, "ceiling": None, "error": "the probe failed: OOM"},
+    }
+    line = peaks_line({"ceilings": {"file": "reports/machines/ab.json", "entries": entries}})
+    assert line.startswith(
+        "Ceilings (measured once per machine: reports/machines/ab.json): cpu bandwidth 6.83 GB/s"
+    )
+    assert (
+        "cpu float32 101 GFLOP/s (practical: raised from 83.5 by conv[cpu-float32]), theoretical 333" in line
+    )
+    assert "cpu float16: missing (the probe failed: OOM)" in line
+
+
+def test_the_bench_table_shows_the_bound_and_its_raise() -> None:
+    from synthetic_runs import bench_row
+
+    raised = bench_row("conv", [1.0, 1.1, 1.2], metrics={"bound": "compute", "ceiling_raised": ["compute"]})
+    memory = bench_row("pool", [1.0, 1.1], metrics={"bound": "memory", "pct_of_bound": 61.25, "gbs": 12.5})
+    shown = bench_display([raised, memory])
+    assert list(shown["bound"]) == ["compute (raised)", "memory"]
+    assert list(shown["% of bound"]) == ["42", "61.2"] and list(shown["GB/s"]) == ["1.5", "12.5"]

@@ -1,4 +1,4 @@
-"""F.linear, the dense (fully connected) layer y = x W^T + b over the last dim, and its VJP."""
+"""F.linear, the dense (fully connected) layer y = x W^T + b over the last dim, and its VJP; F.bilinear."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy.typing as npt
 
 from cnnbench.numerics.reference._common import FloatArray, _f64
 
-__all__ = ["linear", "linear_backward"]
+__all__ = ["bilinear", "linear", "linear_backward"]
 
 
 def linear(input: npt.ArrayLike, weight: npt.ArrayLike, bias: npt.ArrayLike | None = None) -> FloatArray:
@@ -30,3 +30,13 @@ def linear_backward(
     if bias is not None:
         grads["bias"] = go2.sum(axis=0)
     return grads
+
+
+def bilinear(
+    input1: npt.ArrayLike, input2: npt.ArrayLike, weight: npt.ArrayLike, bias: npt.ArrayLike | None = None
+) -> FloatArray:
+    """F.bilinear: y_o = x1^T W_o x2 + b_o over the last dims (weight of shape (out, in1, in2))."""
+    out = np.einsum("...i,oij,...j->...o", _f64(input1), _f64(weight), _f64(input2))
+    if bias is not None:
+        out = out + _f64(bias)
+    return np.asarray(out, dtype=np.float64)

@@ -40,7 +40,11 @@ def _pad_index(n: int, left: int, right: int, mode: str) -> tuple[IntArray, Bool
             raise ValueError(
                 f"circular padding ({left}, {right}) wraps around more than once for dimension {n}"
             )
-        idx = np.mod(j, n)
+        # torch crops negative pads first and wraps the positive ones within what is left
+        lo, hi = max(-left, 0), n - max(-right, 0)
+        if hi <= lo:
+            raise ValueError(f"circular padding ({left}, {right}) crops all of dimension {n}")
+        idx = lo + np.mod(j - lo, hi - lo)
     else:
         raise ValueError(f"unknown padding mode {mode!r}; expected one of {_PAD_MODES}")
     return idx.astype(np.int64), np.ones(j.shape, dtype=np.bool_)

@@ -10,11 +10,17 @@ from cnnbench.numerics.reference import (
     adaptive_pool,
     conv,
     dense,
+    grid,
+    loss,
+    lp_pool,
     norm,
     padding,
     pool,
+    rearrange,
     resample,
     reshape,
+    unpool,
+    upsample,
 )
 from cnnbench.numerics.reference._common import FloatArray
 
@@ -47,9 +53,36 @@ REFERENCES: dict[str, Callable[..., Any]] = {
     "softmax": activation.softmax,
     "log_softmax": activation.log_softmax,
     "flatten": reshape.flatten,
+    "reshape": reshape.reshape,
+    "matmul": reshape.matmul,
+    "add": reshape.add,
+    "mul": reshape.mul,
     "interpolate": resample.interpolate,
     "pad": padding.pad,
-}
+    # forward only
+    **{
+        name: getattr(activation, name)
+        for name in (
+            "relu6", "hardtanh", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "mish", "hardswish",
+            "hardsigmoid", "softplus", "softsign", "logsigmoid", "threshold", "prelu", "glu", "softmin",
+        )
+    },
+    **{
+        name: getattr(norm, name)
+        for name in ("layer_norm", "group_norm", "instance_norm", "local_response_norm", "normalize")
+    },
+    **{name: getattr(loss, name) for name in loss.__all__},
+    **{name: getattr(rearrange, name) for name in rearrange.__all__},
+    "lp_pool1d": lp_pool.lp_pool1d,
+    "lp_pool2d": lp_pool.lp_pool2d,
+    "max_unpool1d": unpool.max_unpool1d,
+    "max_unpool2d": unpool.max_unpool2d,
+    "bilinear": dense.bilinear,
+    "affine_grid": grid.affine_grid,
+    "upsample": upsample.upsample,
+    "upsample_nearest": upsample.upsample_nearest,
+    "upsample_bilinear": upsample.upsample_bilinear,
+}  # fmt: skip
 """torch.nn.functional op name -> reference; call as REFERENCES[op](*inputs, **args) with torch's args."""
 
 GRADIENTS: dict[str, Callable[..., dict[str, FloatArray]]] = {

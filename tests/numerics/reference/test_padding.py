@@ -33,3 +33,13 @@ def test_pad_constant_value_and_negative_crop() -> None:
         assert_close(R.pad(x, pad, value=2.5), F.pad(T(x), pad, value=2.5))
     with pytest.raises(ValueError):
         R.pad(x, (4, 0), mode="reflect")
+
+
+@pytest.mark.parametrize("pad", [(-1, 1, -2, 1), (2, -1), (-1, 2, 1, -2)])
+def test_pad_circular_wraps_within_the_cropped_input(pad: tuple[int, ...]) -> None:
+    """torch crops a negative side first, then wraps the positive side around what is left (the OpInfo sample
+    nn.functional.pad.circular 7 of torch 2.14 caught the reference wrapping around the uncropped input)."""
+    x = np.random.default_rng(7).standard_normal((1, 3, 4, 4))
+    if len(pad) == 2:
+        x = x[0]
+    assert_close(R.pad(x, pad, "circular"), F.pad(T(x), pad, "circular"))

@@ -64,7 +64,7 @@ def _torch_signature(name: str) -> inspect.Signature | None:
 
 
 # Parameters of torch's functionals that the reference does not model (torch internals, dtype casts).
-IGNORED_TORCH_PARAMS = {"_stacklevel", "dtype", "antialias", "inplace"}
+IGNORED_TORCH_PARAMS = {"_stacklevel", "dtype", "antialias", "inplace", "out"}
 
 
 # Documented defaults of the functionals that are C++ builtins (inspect.signature cannot read them).

@@ -153,3 +153,18 @@ def test_schema_is_json_schema() -> None:
     schema = json.loads(proc.stdout)
     assert schema["title"] == "cnnbench case file"
     assert "cases" in schema["properties"]
+
+
+def test_compare_fails_on_a_new_variant_that_fails(write_case: Callable[..., Path], tmp_path: Path) -> None:
+    cases = write_case(CASES, "cases.yaml")
+    assert cnnbench("run", "cases.yaml", "--device", "cpu", "--reports", "a", cwd=tmp_path).returncode == 0
+    broken = "  - id: added\n    op: relu\n    inputs: {x: [-1.0, 2.0]}\n    expect: {output: [0.0, 3.0]}\n"
+    cases.write_text(cases.read_text() + broken)
+    assert cnnbench("run", "cases.yaml", "--device", "cpu", "--reports", "b", cwd=tmp_path).returncode == 1
+    base, new = (str(next((tmp_path / d / "runs").iterdir())) for d in ("a", "b"))
+    proc = cnnbench("compare", base, new, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout
+    assert "new failure (no row in base): failed" in proc.stdout
+    assert "regressions (3 new failures)" in proc.stdout
+    md = cnnbench("compare", base, new, "--format", "markdown", cwd=tmp_path)
+    assert md.returncode == 1 and "❌ regressions found" in md.stdout and "new failure" in md.stdout

@@ -13,12 +13,13 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from cnnbench.errors import CaseFileError, CnnbenchError, UsageError
+from cnnbench.errors import EXIT_NOTHING_RAN, CaseFileError, CnnbenchError, UsageError
 from cnnbench.store.run import DEFAULT_ROOT, RunStore
 
 __all__ = [
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
+    "EXIT_NOTHING_RAN",
     "EXIT_OK",
     "EXIT_USAGE",
     "build_parser",
@@ -148,7 +149,8 @@ def cmd_run(
     max_time_per_case: float | None = None,
     out: Console | None = None,
 ) -> int:
-    """Run every selected variant, store the run, print the summary; exit 1 if any failed or errored.
+    """Run every selected variant, store the run, print the summary; exit 1 if any failed or errored, 5 if
+    nothing ran (no variant selected, or every selected one skipped: pytest's "no tests ran").
 
     The options are those of ``cnnbench run --help``; resume (a stored run's directory or id) runs the variants
     that run has no row for, with its paths, filters and options, appending to it. Ctrl-C or SIGTERM stops
@@ -158,7 +160,7 @@ def cmd_run(
     from cnnbench.execution.resume import load_resume
     from cnnbench.execution.session import RunSession
     from cnnbench.report.console import print_console
-    from cnnbench.store.result import FAILING
+    from cnnbench.store.result import FAILING, nothing_ran
 
     if resume is not None and (paths or keyword or devices or dtypes or shard or kind != "all"):
         raise UsageError("--resume takes the paths and filters of the stored run; give no PATH or filter")
@@ -188,7 +190,10 @@ def cmd_run(
     out.print(f"[dim]{escape(summary)}[/]")
     if not outcome.complete:
         return exit_status(outcome.stopped) if outcome.stopped is not None else EXIT_INTERRUPTED
-    return EXIT_FAILED if any(r.status in FAILING for r in outcome.run.results) else EXIT_OK
+    results = outcome.run.results
+    if any(r.status in FAILING for r in results):
+        return EXIT_FAILED
+    return EXIT_NOTHING_RAN if nothing_ran(results) else EXIT_OK
 
 
 def cmd_report(

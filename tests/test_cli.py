@@ -120,8 +120,6 @@ def test_usage_errors_exit_2(tmp_path: Path, write_case: Callable[..., Path]) ->
     assert cnnbench("run", "missing.yaml", cwd=tmp_path).returncode == 2
     proc = cnnbench("run", "cases.yaml", "--dtype", "float31", cwd=tmp_path)
     assert proc.returncode == 2 and 'did you mean "float32"' in proc.stderr
-    proc = cnnbench("run", "cases.yaml", "-k", "nothing-matches", cwd=tmp_path)
-    assert proc.returncode == 2 and "no variants selected" in proc.stderr
     proc = cnnbench("report", cwd=tmp_path)
     assert proc.returncode == 2 and "no stored run" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -168,3 +166,24 @@ def test_compare_fails_on_a_new_variant_that_fails(write_case: Callable[..., Pat
     assert "regressions (3 new failures)" in proc.stdout
     md = cnnbench("compare", base, new, "--format", "markdown", cwd=tmp_path)
     assert md.returncode == 1 and "❌ regressions found" in md.stdout and "new failure" in md.stdout
+
+
+def test_explicit_absent_device_exits_2_and_a_run_where_nothing_ran_exits_5(
+    write_case: Callable[..., Path], tmp_path: Path
+) -> None:
+    from cnnbench.environment import device_available
+
+    write_case(CASES)
+    absent = next(d for d in ("cuda", "mps", "xpu") if not device_available(d))
+    proc = cnnbench("run", "cases.yaml", "--device", absent, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"--device {absent}: not available on this machine (devices present: cpu" in proc.stderr
+    assert not (tmp_path / "reports").exists()
+    # Zero variants selected: nothing ran, exit 5 (pytest's "no tests ran"), not a usage error.
+    proc = cnnbench("run", "cases.yaml", "-k", "nothing-matches", cwd=tmp_path)
+    assert proc.returncode == 5 and "no variants selected, nothing ran" in proc.stderr
+    # Every selected variant skipped (an absent device named only by the file's defaults): exit 5, said so.
+    write_case(CASES.replace("devices: [cpu, cuda]", f"devices: [{absent}]"), "absent.yaml")
+    proc = cnnbench("run", "absent.yaml", cwd=tmp_path)
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    assert "0 passed, 0 failed, 6 skipped · nothing ran: all 6 variants skipped" in proc.stdout

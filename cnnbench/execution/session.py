@@ -17,13 +17,20 @@ from cnnbench.casefile.budget import resolve_budget
 from cnnbench.casefile.load import case_files_hash, load_suite
 from cnnbench.casefile.select import check_filters, select
 from cnnbench.casefile.variants import AnyVariant, estimated_seconds, expand, expand_benchmarks
-from cnnbench.errors import UsageError
+from cnnbench.errors import NothingSelectedError, UsageError
 from cnnbench.execution.resume import Resume
 from cnnbench.execution.shard import parse_shard, take_shard
 from cnnbench.store.result import Result
 from cnnbench.store.run import Run, RunStore, RunWriter
 
-__all__ = ["MAX_TIME_PER_CASE_S", "RunOptions", "RunOutcome", "RunSession", "load_variants"]
+__all__ = [
+    "MAX_TIME_PER_CASE_S",
+    "RunOptions",
+    "RunOutcome",
+    "RunSession",
+    "check_devices_present",
+    "load_variants",
+]
 
 #: Longest --max-time-per-case: one benchmark row must not hold a run for more than minutes.
 MAX_TIME_PER_CASE_S = 600.0
@@ -192,8 +199,11 @@ class RunSession:
             max_case_bytes=options.max_case_bytes,
             max_time_s=options.max_time_per_case,
         )
+        check_devices_present(options.devices)
         if not variants:
-            raise UsageError("no variants selected (check the paths, -k, --device, --dtype and --kind)")
+            raise NothingSelectedError(
+                "no variants selected, nothing ran (check the paths, -k, --device, --dtype and --kind)"
+            )
         if options.shard is not None:
             # An empty shard still stores an (empty) run, so that merging every shard's run always works.
             variants = take_shard(variants, parse_shard(options.shard))
@@ -308,6 +318,21 @@ class RunSession:
                 if writer is not None:
                     writer.append(result)
                 progress.update(task, advance=weight, done=done)
+
+
+def check_devices_present(devices: Sequence[str] | None) -> None:
+    """UsageError for a device asked for explicitly (--device) that this machine does not have: a run of it would
+    skip every variant. Devices that only a case file's defaults name stay skipped rows."""
+    if not devices:
+        return
+    from cnnbench.environment import available_devices, device_available
+
+    missing = [d for d in devices if not device_available(d)]
+    if missing:
+        names = ", ".join(missing)
+        raise UsageError(
+            f"--device {names}: not available on this machine (devices present: {', '.join(available_devices())})"
+        )
 
 
 def _store_peaks(meta: dict[str, Any], results: list[Result]) -> None:

@@ -16,7 +16,7 @@ from cnnbench.report.tables import (
     repro_command,
     status_matrix,
 )
-from cnnbench.store.result import FAILING, Result, count_statuses, summary_line
+from cnnbench.store.result import FAILING, Result, count_statuses, nothing_ran, summary_line
 from cnnbench.store.run import Run
 
 __all__ = ["print_comparison", "print_console"]
@@ -86,6 +86,9 @@ def print_console(run: Run, console: Console, *, verbose: bool = False) -> None:
     counts = count_statuses(results)
     colour = "red" if any(counts.get(s) for s in FAILING) else "green"
     state = "" if run.complete else " (incomplete)"
+    if nothing_ran(results):
+        what = f"all {len(results)} variants skipped" if results else "no variants"
+        colour, state = "yellow", f"{state} · nothing ran: {what}"
     console.print(f"[bold {colour}]{summary_line(counts)}[/]{state}", highlight=False)
 
 

@@ -15,6 +15,7 @@ __all__ = [
     "columns",
     "count_statuses",
     "migrate",
+    "nothing_ran",
     "summary_line",
 ]
 
@@ -109,7 +110,11 @@ def _migrate_2_to_3(row: dict[str, Any]) -> None:
 
 
 #: version N -> the function that turns a row of version N into one of version N + 1, in place.
-_MIGRATIONS: dict[int, Callable[[dict[str, Any]], None]] = {0: _migrate_0_to_1, 1: _migrate_1_to_2, 2: _migrate_2_to_3}
+_MIGRATIONS: dict[int, Callable[[dict[str, Any]], None]] = {
+    0: _migrate_0_to_1,
+    1: _migrate_1_to_2,
+    2: _migrate_2_to_3,
+}
 
 
 def migrate(row: dict[str, Any], version: int) -> dict[str, Any]:
@@ -127,6 +132,11 @@ def columns() -> list[str]:
 def count_statuses(results: Iterable[Result]) -> Counter[str]:
     """How many results have each status."""
     return Counter(r.status for r in results)
+
+
+def nothing_ran(results: Iterable[Result]) -> bool:
+    """True when no row ran: none at all, or every one skipped (an xfail ran; a skip did not)."""
+    return all(r.status == "skipped" for r in results)
 
 
 def summary_line(counts: Counter[str]) -> str:

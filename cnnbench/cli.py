@@ -48,6 +48,13 @@ examples:
 """
 
 
+def _console(*, stderr: bool = False) -> Console:
+    """A terminal's console, or one that never wraps (a pipe, a CI log): report.console.make_console."""
+    from cnnbench.report.console import make_console
+
+    return make_console(stderr=stderr)
+
+
 def _reports_dir(value: str | None) -> str:
     """The reports folder: --reports, else $CNNBENCH_REPORTS, else reports/."""
     return value or os.environ.get("CNNBENCH_REPORTS") or DEFAULT_ROOT
@@ -76,7 +83,7 @@ def cmd_list(
     """Print the variant ids the paths expand to, without running anything."""
     from cnnbench.execution.session import load_variants
 
-    out = out or Console(highlight=False)
+    out = out or _console()
     variants, _ = load_variants(paths, keyword=keyword, devices=devices, dtypes=dtypes)
     for v in variants:
         out.print(v.id, markup=False)
@@ -90,7 +97,7 @@ def cmd_validate(paths: Sequence[str], max_case_bytes: str | None = None, out: C
     from cnnbench.casefile.load import load_suite
     from cnnbench.casefile.variants import expand, expand_benchmarks
 
-    out = out or Console(highlight=False)
+    out = out or _console()
     suite = load_suite(paths, max_case_bytes=resolve_budget(max_case_bytes))
     n = sum(1 for _ in expand(suite.cases))
     timed = ""
@@ -181,7 +188,7 @@ def cmd_run(
             "max_time_per_case": max_time_per_case,
         },
     )
-    out = out or Console(highlight=False)
+    out = out or _console()
     session = RunSession(options, _store(reports) if save or stored else None, resume=stored)
     outcome = session.run()
     print_console(outcome.run, out, verbose=verbose)
@@ -204,12 +211,17 @@ def cmd_report(
     out: Console | None = None,
 ) -> int:
     """Render a stored run (the latest by default) as markdown, html, junit, json, csv or the terminal view."""
-    from cnnbench.report.console import print_console
+    from cnnbench.report.console import make_console, print_console
     from cnnbench.report.render import CONSOLE, render
 
     loaded = _store(reports).load(run)
     if fmt == CONSOLE:
-        print_console(loaded, out or Console(highlight=False), verbose=True)
+        if output:
+            Path(output).parent.mkdir(parents=True, exist_ok=True)
+            with open(output, "w", encoding="utf-8") as f:
+                print_console(loaded, make_console(file=f), verbose=True)
+        else:
+            print_console(loaded, out or _console(), verbose=True)
         return EXIT_OK
     _write_output(render(loaded, fmt), output)
     return EXIT_OK
@@ -261,7 +273,7 @@ def cmd_compare(
     """Compare two stored runs; exit 1 if anything regressed (numerics or speed) that no accepted difference
     covers. allowlist is the old name of accepted (read for one release, with a deprecation message)."""
     from cnnbench.report.accepted import load_accepted, resolve_path
-    from cnnbench.report.console import print_comparison
+    from cnnbench.report.console import make_console, print_comparison
     from cnnbench.report.diff import Thresholds, compare_runs, parse_group_threshold
     from cnnbench.report.markdown import render_comparison_markdown
 
@@ -290,9 +302,9 @@ def cmd_compare(
         _write_output(render_comparison_markdown(comparison), output)
     elif output:
         with open(output, "w", encoding="utf-8") as f:
-            print_comparison(comparison, Console(file=f, width=120, highlight=False))
+            print_comparison(comparison, make_console(file=f))
     else:
-        print_comparison(comparison, out or Console(highlight=False))
+        print_comparison(comparison, out or _console())
     return EXIT_FAILED if comparison.regressed else EXIT_OK
 
 
@@ -309,7 +321,7 @@ def cmd_merge(
     loaded = [store.load(r) for r in runs]
     path = merge_runs(loaded, output or store.new_run_dir())
     merged = RunStore().load(str(path))
-    out = out or Console(highlight=False)
+    out = out or _console()
     state = "" if merged.complete else " (incomplete: a shard is missing or did not finish)"
     out.print(f"merged {len(loaded)} runs, {len(merged.results)} variants into {path}{state}", markup=False)
     return EXIT_OK
@@ -520,7 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, or a flag argparse refused (it printed why)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     command = args.pop("command")
-    err = Console(stderr=True, highlight=False)
+    err = _console(stderr=True)
     try:
         return int(_COMMANDS[command](**args))
     except CaseFileError as exc:

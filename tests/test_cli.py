@@ -187,3 +187,28 @@ def test_explicit_absent_device_exits_2_and_a_run_where_nothing_ran_exits_5(
     proc = cnnbench("run", "absent.yaml", cwd=tmp_path)
     assert proc.returncode == 5, proc.stdout + proc.stderr
     assert "0 passed, 0 failed, 6 skipped · nothing ran: all 6 variants skipped" in proc.stdout
+
+
+LONG_ID = "a-very-long-case-identifier-that-keeps-going-and-going-past-eighty-columns-of-text"
+
+
+def test_piped_output_never_wraps_and_console_report_writes_its_file(
+    write_case: Callable[..., Path], tmp_path: Path
+) -> None:
+    write_case(
+        f"cases:\n  - id: {LONG_ID}\n    op: relu\n    devices: [cpu]\n    inputs: {{x: [-1.0, 2.0]}}\n"
+        "    expect: {output: [0.0, 2.5]}\n"
+    )
+    proc = cnnbench("run", "cases.yaml", cwd=tmp_path)  # stdout and stderr are pipes, not a terminal
+    assert proc.returncode == 1
+    lines = proc.stdout.splitlines()
+    assert f"repro: cnnbench run cases.yaml -k '{LONG_ID}[cpu-float32]'" in lines
+    assert f"FAILED {LONG_ID}[cpu-float32]  cases.yaml:2" in lines
+    proc = cnnbench("run", "cases.yaml", "--device", "cpu", "-k", f"{LONG_ID} and nothing-else", cwd=tmp_path)
+    assert proc.returncode == 5 and len(proc.stderr.strip().splitlines()) == 1
+    # report --format console -o FILE writes the file (and nothing on stdout).
+    proc = cnnbench("report", "--format", "console", "-o", "out/console.txt", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout == ""
+    text = (tmp_path / "out" / "console.txt").read_text()
+    assert f"repro: cnnbench run cases.yaml -k '{LONG_ID}[cpu-float32]'" in text.splitlines()
+    assert text.rstrip().splitlines()[-1] == "0 passed, 1 failed, 0 skipped"

@@ -188,7 +188,11 @@ class RunSession:
         self.store = store
         """Where the run is stored; None: not stored (``--no-save``)."""
         self.resume = resume
-        self.err = err or Console(stderr=True)
+        if err is None:
+            from cnnbench.report.console import make_console
+
+            err = make_console(stderr=True)
+        self.err = err
         # Case files are loaded (and refused) before torch is imported, so a malformed one fails fast.
         variants, case_ids = load_variants(
             options.paths,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import IO
+
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -19,10 +21,24 @@ from cnnbench.report.tables import (
 from cnnbench.store.result import FAILING, Result, count_statuses, nothing_ran, summary_line
 from cnnbench.store.run import Run
 
-__all__ = ["print_comparison", "print_console"]
+__all__ = ["make_console", "print_comparison", "print_console"]
 
 #: The benchmark columns a terminal has room for; the flags share one more column. The files show them all.
 _BENCH_SHOWN = ("median ms", "IQR ms", "GFLOP/s", "% of peak")
+
+
+#: The width a console that is not a terminal lays out at: wide enough that no line of cnnbench's is ever wrapped
+#: (tables take their natural width; they never stretch to the console's).
+_UNWRAPPED_WIDTH = 10_000
+
+
+def make_console(*, stderr: bool = False, file: IO[str] | None = None) -> Console:
+    """The console cnnbench prints on: a terminal's own width there; anywhere else (a pipe, a CI log, a file)
+    no wrapping at all, so that each message, id and repro command stays whole on its line."""
+    console = Console(stderr=stderr, file=file, highlight=False)
+    if console.is_terminal:
+        return console
+    return Console(stderr=stderr, file=file, highlight=False, width=_UNWRAPPED_WIDTH, soft_wrap=True)
 
 
 def _status_table(run: Run) -> Table | None:

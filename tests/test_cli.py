@@ -212,3 +212,43 @@ def test_piped_output_never_wraps_and_console_report_writes_its_file(
     text = (tmp_path / "out" / "console.txt").read_text()
     assert f"repro: cnnbench run cases.yaml -k '{LONG_ID}[cpu-float32]'" in text.splitlines()
     assert text.rstrip().splitlines()[-1] == "0 passed, 1 failed, 0 skipped"
+
+
+WARNING_CASE = """
+cases:
+  - id: same-even
+    op: conv2d
+    devices: [cpu]
+    dtypes: [float32]
+    args: {padding: same}
+    inputs: {input: {ones: [1, 1, 4, 4]}, weight: {ones: [1, 1, 2, 2]}}
+    expect: {shape: [1, 1, 4, 4]}
+"""
+
+
+def test_warnings_are_captured_per_variant_and_torch_benchmark_is_not_imported(
+    write_case: Callable[..., Path], tmp_path: Path
+) -> None:
+    write_case(WARNING_CASE)
+    proc = cnnbench("run", "cases.yaml", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    # PyTorch's UserWarning is not printed as raised inside cnnbench, nor is torch.utils.benchmark's CUDA notice.
+    assert "UserWarning" not in proc.stderr and "No CUDA runtime" not in proc.stderr
+    assert "1 variant raised warnings (-v shows them)" in proc.stdout
+    (row,) = json.loads(cnnbench("report", "--format", "json", cwd=tmp_path).stdout)["results"]
+    assert row["warnings"] == [
+        w for w in row["warnings"] if w.startswith("UserWarning: Using padding='same'")
+    ]
+    assert len(row["warnings"]) == 1
+    verbose = cnnbench("report", "--format", "console", cwd=tmp_path).stdout
+    assert "warning same-even[cpu-float32]: UserWarning: Using padding='same'" in verbose
+    md = cnnbench("report", "--format", "markdown", cwd=tmp_path).stdout
+    assert "## Warnings (1)" in md and "| 1 | `same-even[cpu-float32]` |" in md
+    probe = (
+        "import sys; from cnnbench.cli import main; main(['run', 'cases.yaml', '--no-save']); "
+        "print('torch.utils.benchmark' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.splitlines()[-1] == "False"

@@ -72,12 +72,16 @@ def _bench_table(results: list[Result]) -> Table | None:
 
 
 def _print_notes(results: list[Result], console: Console) -> None:
-    """Why each skipped, expected-failure and mistrusted row ended so (the verbose view)."""
+    """Why each skipped, expected-failure and mistrusted row ended so, and the warnings each variant raised (the
+    verbose view)."""
     for r in results:
         if r.status in ("skipped", "xfail"):
             console.print(f"[dim]{r.status}[/] {escape(r.variant_id)}: {escape(r.reason)}", highlight=False)
         elif r.status == "mistrusted":
             console.print(f"[dim]mistrusted[/] {escape(r.variant_id)}: {escape(r.message)}", highlight=False)
+    for r in results:
+        for text in r.warnings:
+            console.print(f"[yellow]warning[/] {escape(r.variant_id)}: {escape(text)}", highlight=False)
 
 
 def print_console(run: Run, console: Console, *, verbose: bool = False) -> None:
@@ -99,6 +103,12 @@ def print_console(run: Run, console: Console, *, verbose: bool = False) -> None:
         console.print(f"[dim]repro:[/] {escape(repro_command(r))}", highlight=False)
     if verbose:
         _print_notes(results, console)
+    else:
+        warned = sum(1 for r in results if r.warnings)
+        if warned:
+            console.print(
+                f"{warned} variant{'s' if warned != 1 else ''} raised warnings (-v shows them)", style="dim"
+            )
     counts = count_statuses(results)
     colour = "red" if any(counts.get(s) for s in FAILING) else "green"
     state = "" if run.complete else " (incomplete)"

@@ -21,6 +21,7 @@ from cnnbench.report.tables import (
     failures,
     repro_command,
     status_matrix,
+    warning_groups,
 )
 from cnnbench.store.result import FAILING, STATUSES, Result, count_statuses, summary_line
 from cnnbench.store.run import Run
@@ -182,6 +183,20 @@ def _env_rows(meta: dict[str, Any]) -> str:
     return f"<table>{rows}</table>"
 
 
+def _warnings_section(results: list[Result]) -> list[str]:
+    """The warnings the variants raised, each with the variants that raised it."""
+    groups = warning_groups(results)
+    if not groups:
+        return []
+    rows = "".join(
+        f"<tr><td><code>{html.escape(text)}</code></td><td>{len(ids)}</td>"
+        f"<td>{html.escape(', '.join(ids[:10]))}{' ...' if len(ids) > 10 else ''}</td></tr>"
+        for text, ids in groups
+    )
+    header = "<tr><th>warning</th><th>variants</th><th>raised by</th></tr>"
+    return [f"<h2>Warnings ({len(groups)})</h2>", f"<table>{header}{rows}</table>"]
+
+
 def render_html(run: Run) -> str:
     """The run as one HTML file: summary, plots, status matrix, benchmarks, failures, environment."""
     results = run.results
@@ -237,5 +252,6 @@ def render_html(run: Run) -> str:
                 f"<p>Repro: <code>{html.escape(repro_command(r))}</code> · "
                 f"<code>{html.escape(repro_script_command(r.variant_id))}</code></p>"
             )
+    parts += _warnings_section(results)
     parts += ["<h2>Environment</h2>", _env_rows(run.meta), "</body></html>"]
     return "\n".join(parts) + "\n"

@@ -19,6 +19,7 @@ from cnnbench.report.tables import (
     peaks_line,
     repro_command,
     status_matrix,
+    warning_groups,
 )
 from cnnbench.store.result import Result, count_statuses, summary_line
 from cnnbench.store.run import Run
@@ -82,6 +83,22 @@ def _notes(results: list[Result]) -> list[str]:
     return ["## Skipped and expected failures", "", *table, ""]
 
 
+def _warnings(results: list[Result]) -> list[str]:
+    """The warnings the variants raised (captured per variant), each with how many variants and the first ones."""
+    groups = warning_groups(results)
+    if not groups:
+        return []
+    rows = []
+    for text, ids in groups[:MAX_LISTED]:
+        shown = ", ".join(f"`{_cell(i)}`" for i in ids[:3]) + (
+            f" and {len(ids) - 3} more" if len(ids) > 3 else ""
+        )
+        rows.append([_cell(text), str(len(ids)), shown])
+    table = _table(["warning", "variants", "raised by"], rows, align=["---", "---:", "---"])
+    more = [_more(len(groups)) + " warnings.", ""] if len(groups) > MAX_LISTED else []
+    return [f"## Warnings ({len(groups)})", "", *table, "", *more]
+
+
 def render_markdown(run: Run) -> str:
     """A report that fits a GitHub job summary: totals, the status matrix, each failure with a repro."""
     results = run.results
@@ -110,6 +127,7 @@ def render_markdown(run: Run) -> str:
         if len(failed) > MAX_LISTED:
             lines += [f"{_more(len(failed))} failures.", ""]
     lines += _notes(results)
+    lines += _warnings(results)
     return "\n".join(lines)
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "peaks_line",
     "repro_command",
     "status_matrix",
+    "warning_groups",
 ]
 
 #: The icon each status is shown with.
@@ -59,6 +60,16 @@ def repro_command(result: Result) -> str:
 def failures(results: list[Result]) -> list[Result]:
     """The rows a report lists one by one: failed, errored, and passed against an expected failure."""
     return [r for r in results if r.status in FAILING or r.status == "xpass"]
+
+
+def warning_groups(results: list[Result]) -> list[tuple[str, list[str]]]:
+    """Each distinct warning the run's variants raised, with the ids of the variants that raised it, the warning
+    raised by the most variants first."""
+    groups: dict[str, list[str]] = {}
+    for r in results:
+        for text in r.warnings:
+            groups.setdefault(text, []).append(r.variant_id)
+    return sorted(groups.items(), key=lambda item: -len(item[1]))
 
 
 def dtype_order(dtypes: Iterable[str]) -> list[str]:

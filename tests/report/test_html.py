@@ -93,3 +93,15 @@ def test_html_opens_in_headless_chromium_and_shows_its_plots(run: Run, tmp_path:
     assert shot.stat().st_size > 20_000
     # The plots' bars, heatmap and text give hundreds of distinct colours; a blank or broken page a handful.
     assert _colours(shot) > 50
+
+
+def test_html_lists_the_warnings_variants_raised(tmp_path: Path) -> None:
+    rows = [check_row(f"c{i}", warnings=["UserWarning: <slow> path"]) for i in range(2)] + [
+        check_row("quiet")
+    ]
+    text = render_html(make_run(tmp_path / "r", rows))
+    assert "<h2>Warnings (1)</h2>" in text
+    assert (
+        "<td><code>UserWarning: &lt;slow&gt; path</code></td><td>2</td><td>c0[cpu-float32], c1[cpu-float32]</td>"
+        in text
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -48,6 +49,8 @@ def test_run_passes_stores_and_reports(write_case: Callable[..., Path], tmp_path
     assert proc.returncode == 0, proc.stdout + proc.stderr
     last = proc.stdout.strip().splitlines()
     assert "6 passed, 0 failed, 6 skipped" in last[-2]
+    # The absent device is one line, not a table row per target (issue 13 item 14).
+    assert "cuda: not available, 6 variants skipped" in proc.stdout and "│ cuda" not in proc.stdout
     assert "12 variants of 2 cases" in last[-1]
     run_dirs = list((tmp_path / "reports" / "runs").iterdir())
     assert len(run_dirs) == 1
@@ -252,3 +255,26 @@ def test_warnings_are_captured_per_variant_and_torch_benchmark_is_not_imported(
         [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
     )
     assert done.stdout.splitlines()[-1] == "False"
+
+
+def test_xfail_and_xpass_have_their_own_marks_and_a_legend(
+    write_case: Callable[..., Path], tmp_path: Path
+) -> None:
+    write_case(
+        CASES + "  - id: known\n    op: relu\n    inputs: {x: [1.0]}\n    expect: {output: [3.0]}\n"
+        "    xfail: [{reason: documented bug}]\n  - id: fixed\n    op: relu\n    inputs: {x: [1.0]}\n"
+        "    expect: {output: [1.0]}\n    xfail: [{reason: was a bug, dtype: float64}]\n"
+    )
+    proc = cnnbench(
+        "run", "cases.yaml", "--device", "cpu", "--dtype", "float64", "--dtype", "float32", cwd=tmp_path
+    )
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    assert "⚠️ 1 xpass ❎ 1 xfail" in out and "✅ 1 ❎ 1 xfail" in out and "✅ 2/2" not in out
+    assert "legend: ✅ passed · ❎ xfail (failed, as expected) · ⚠️ xpass (passed, expected to fail)" in out
+    md = cnnbench("report", cwd=tmp_path).stdout
+    assert "| relu | cpu | ⚠️ 1 xpass ❎ 1 xfail | ✅ 1 ❎ 1 xfail |" in md and "legend: ✅ passed" in md
+    html = cnnbench("report", "--format", "html", cwd=tmp_path)
+    if importlib.util.find_spec("matplotlib") is not None:  # the html extra
+        assert html.returncode == 0, html.stderr
+        assert 'title="xfail">●</span> 1 xfail' in html.stdout and '<p class="legend">' in html.stdout

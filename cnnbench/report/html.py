@@ -20,6 +20,7 @@ from cnnbench.report.tables import (
     environment_line,
     failures,
     repro_command,
+    status_legend,
     status_matrix,
     warning_groups,
 )
@@ -165,8 +166,12 @@ def throughput_plot(results: list[Result]) -> Figure | None:
 def _table(df: pd.DataFrame, index: bool = False) -> str:
     df = df.copy()
     df.columns.name = None
-    text = str(df.to_html(index=index, escape=True, border=0, na_rep=""))
-    # Emoji need a colour-emoji font that many machines lack: draw each status icon as a coloured dot.
+    return _dots(str(df.to_html(index=index, escape=True, border=0, na_rep="")))
+
+
+def _dots(text: str) -> str:
+    """Escaped HTML with each status icon drawn as a coloured dot: emoji need a colour-emoji font that many
+    machines lack. Each status has its own colour (the legend says which)."""
     for status, icon in STATUS_ICONS.items():
         dot = f'<span class="dot" style="color:{_STATUS_COLOURS[status]}" title="{status}">●</span>'
         text = text.replace(html.escape(icon), dot)
@@ -238,6 +243,8 @@ def render_html(run: Run) -> str:
     matrix = status_matrix(results)
     if not matrix.empty:
         parts += ["<h2>Status by target, device and dtype</h2>", _table(matrix.reset_index())]
+        if status_legend(results):
+            parts.append(f'<p class="legend">{_dots(html.escape(status_legend(results)))}</p>')
     bench = bench_display(results)
     if not bench.empty:
         parts += ["<h2>Benchmarks</h2>", _table(bench)]

@@ -18,6 +18,7 @@ from cnnbench.report.tables import (
     failures,
     peaks_line,
     repro_command,
+    status_legend,
     status_matrix,
     warning_groups,
 )
@@ -114,6 +115,8 @@ def render_markdown(run: Run) -> str:
     matrix = status_matrix(results)
     if not matrix.empty:
         lines += ["## Status by target, device and dtype", "", _frame_table(matrix.reset_index()), ""]
+        if status_legend(results):
+            lines += [status_legend(results), ""]
     bench = bench_display(results)
     if not bench.empty:
         lines += ["## Benchmarks", "", _frame_table(bench), ""]

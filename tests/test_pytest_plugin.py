@@ -245,3 +245,13 @@ def test_keyword_matches_the_target_as_cnnbench_run_does(pytester: pytest.Pytest
         ".yaml", cases=CASES + "  - {id: x, op: sigmoid, inputs: {x: [0.0]}, expect: {output: [0.5]}}\n"
     )
     pytester.runpytest("-p", "no:cacheprovider", "-k", "sigmoid").assert_outcomes(passed=2, deselected=7)
+
+
+def test_an_xfail_report_is_its_reason_not_a_formatted_traceback(project: pytest.Pytester) -> None:
+    reports = project.inline_run("-p", "no:cacheprovider", "-k", "known-bug").getreports(
+        "pytest_runtest_logreport"
+    )
+    (xfailed,) = [r for r in reports if hasattr(r, "wasxfail")]
+    # Formatting the traceback (what pytest does by default, then discards) parsed every frame's source file.
+    assert str(xfailed.longrepr).startswith("documented upstream bug: output: 1 of 1 elements differ")
+    assert "_report_outcome" not in str(xfailed.longrepr)

@@ -415,7 +415,12 @@ def _add_run(sub: Any, p: dict[str, argparse.ArgumentParser]) -> None:
         help="per-variant limit; a hang becomes an error row (implies --isolate)",
     )
     run.add_argument("--no-save", dest="save", action="store_false", help="do not store the run")
-    run.add_argument("-v", "--verbose", action="store_true", help="also list skipped and xfailed variants")
+    run.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also list skipped and xfailed variants, and the warnings each variant raised",
+    )
     run.add_argument(
         "--shard", metavar="K/N", help="run only the K-th of N shards (stable hash of the variant id)"
     )

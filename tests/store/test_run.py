@@ -72,10 +72,23 @@ def test_v1_run_gets_an_empty_digest(tmp_path: Path) -> None:
 
 
 def test_v2_run_records_no_precision_budget_ulps_or_warnings(tmp_path: Path) -> None:
-    row = {**V0_ROWS[0], "kind": "check", "metrics": {}, "source": "", "examples": [], "output_digest": "ab12"}
+    row = {
+        **V0_ROWS[0],
+        "kind": "check",
+        "metrics": {},
+        "source": "",
+        "examples": [],
+        "output_digest": "ab12",
+    }
     run = RunStore().load(str(_write(tmp_path / "v2", {**V0_META, "schema_version": 2}, [row])))
     (r,) = run.results
-    assert (r.compute_precision, r.budget_used, r.ulps_max, r.ulps_p99, r.warnings) == (None, None, None, None, [])
+    assert (r.compute_precision, r.budget_used, r.ulps_max, r.ulps_p99, r.warnings) == (
+        None,
+        None,
+        None,
+        None,
+        [],
+    )
     assert r.output_digest == "ab12" and run.meta["migrated_from"] == 2
 
 

@@ -98,3 +98,18 @@ def test_merge_cli_default_output_and_errors(tmp_path: Path, capsys: pytest.Capt
     assert main(["merge", str(a.path), str(a.path), "-o", str(tmp_path / "m")]) == 2
     assert main(["merge", str(a.path), "-o", str(a.path)]) == 2  # not empty: never overwrite a run
     assert "exists and is not empty" in capsys.readouterr().err
+
+
+def test_an_empty_shard_stores_its_empty_run_and_exits_5(
+    write_case: Callable[..., Path], tmp_path: Path
+) -> None:
+    cases = write_case(
+        "cases:\n  - {id: one, op: relu, devices: [cpu], inputs: {x: [1.0]}, expect: {output: [1.0]}}\n"
+    )
+    codes = {
+        k: main(["run", str(cases), "--shard", f"{k}/2", "--reports", str(tmp_path / f"s{k}")])
+        for k in (1, 2)
+    }
+    assert sorted(codes.values()) == [0, 5]  # the shard that got the variant passed; the other ran nothing
+    empty = next(k for k, code in codes.items() if code == 5)
+    assert RunStore(tmp_path / f"s{empty}").load(None).results == []

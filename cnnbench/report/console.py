@@ -138,9 +138,8 @@ def print_console(run: Run, console: Console, *, verbose: bool = False) -> None:
         if status_legend(results):
             console.print(status_legend(results), style="dim", highlight=False)
     for device, n in absent.items():
-        console.print(
-            f"{escape(device)}: not available, {n:,} variants skipped", style="dim", highlight=False
-        )
+        skipped = f"{n:,} variant{'s' if n != 1 else ''} skipped"
+        console.print(f"{escape(device)}: not available, {skipped}", style="dim", highlight=False)
     timed = _bench_table(results)
     if timed is not None:
         console.print(timed)

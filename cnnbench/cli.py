@@ -13,12 +13,13 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from cnnbench.errors import CaseFileError, CnnbenchError, UsageError
+from cnnbench.errors import EXIT_NOTHING_RAN, CaseFileError, CnnbenchError, UsageError
 from cnnbench.store.run import DEFAULT_ROOT, RunStore
 
 __all__ = [
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
+    "EXIT_NOTHING_RAN",
     "EXIT_OK",
     "EXIT_USAGE",
     "build_parser",
@@ -53,6 +54,13 @@ examples:
 """
 
 
+def _console(*, stderr: bool = False) -> Console:
+    """A terminal's console, or one that never wraps (a pipe, a CI log): report.console.make_console."""
+    from cnnbench.report.console import make_console
+
+    return make_console(stderr=stderr)
+
+
 def _reports_dir(value: str | None) -> str:
     """The reports folder: --reports, else $CNNBENCH_REPORTS, else reports/."""
     return value or os.environ.get("CNNBENCH_REPORTS") or DEFAULT_ROOT
@@ -81,7 +89,7 @@ def cmd_list(
     """Print the variant ids the paths expand to, without running anything."""
     from cnnbench.execution.session import load_variants
 
-    out = out or Console(highlight=False)
+    out = out or _console()
     variants, _ = load_variants(paths, keyword=keyword, devices=devices, dtypes=dtypes)
     for v in variants:
         out.print(v.id, markup=False)
@@ -95,7 +103,7 @@ def cmd_validate(paths: Sequence[str], max_case_bytes: str | None = None, out: C
     from cnnbench.casefile.load import load_suite
     from cnnbench.casefile.variants import expand, expand_benchmarks
 
-    out = out or Console(highlight=False)
+    out = out or _console()
     suite = load_suite(paths, max_case_bytes=resolve_budget(max_case_bytes))
     n = sum(1 for _ in expand(suite.cases))
     timed = ""
@@ -160,7 +168,8 @@ def cmd_run(
     fp32_precision: str | None = None,
     out: Console | None = None,
 ) -> int:
-    """Run every selected variant, store the run, print the summary; exit 1 if any failed or errored.
+    """Run every selected variant, store the run, print the summary; exit 1 if any failed or errored, 5 if
+    nothing ran (no variant selected, or every selected one skipped: pytest's "no tests ran").
 
     The options are those of ``cnnbench run --help``; resume (a stored run's directory or id) runs the variants
     that run has no row for, with its paths, filters and options, appending to it. Ctrl-C or SIGTERM stops
@@ -170,7 +179,7 @@ def cmd_run(
     from cnnbench.execution.resume import load_resume
     from cnnbench.execution.session import RunSession
     from cnnbench.report.console import print_console
-    from cnnbench.store.result import FAILING
+    from cnnbench.store.result import FAILING, nothing_ran
 
     if resume is not None and (paths or keyword or devices or dtypes or shard or kind != "all"):
         raise UsageError("--resume takes the paths and filters of the stored run; give no PATH or filter")
@@ -194,7 +203,7 @@ def cmd_run(
             "fp32_precision": fp32_precision,
         },
     )
-    out = out or Console(highlight=False)
+    out = out or _console()
     session = RunSession(options, _store(reports) if save or stored else None, resume=stored)
     outcome = session.run()
     print_console(outcome.run, out, verbose=verbose)
@@ -203,7 +212,10 @@ def cmd_run(
     out.print(f"[dim]{escape(summary)}[/]")
     if not outcome.complete:
         return exit_status(outcome.stopped) if outcome.stopped is not None else EXIT_INTERRUPTED
-    return EXIT_FAILED if any(r.status in FAILING for r in outcome.run.results) else EXIT_OK
+    results = outcome.run.results
+    if any(r.status in FAILING for r in results):
+        return EXIT_FAILED
+    return EXIT_NOTHING_RAN if nothing_ran(results) else EXIT_OK
 
 
 def cmd_report(
@@ -214,12 +226,17 @@ def cmd_report(
     out: Console | None = None,
 ) -> int:
     """Render a stored run (the latest by default) as markdown, html, junit, json, csv or the terminal view."""
-    from cnnbench.report.console import print_console
+    from cnnbench.report.console import make_console, print_console
     from cnnbench.report.render import CONSOLE, render
 
     loaded = _store(reports).load(run)
     if fmt == CONSOLE:
-        print_console(loaded, out or Console(highlight=False), verbose=True)
+        if output:
+            Path(output).parent.mkdir(parents=True, exist_ok=True)
+            with open(output, "w", encoding="utf-8") as f:
+                print_console(loaded, make_console(file=f), verbose=True)
+        else:
+            print_console(loaded, out or _console(), verbose=True)
         return EXIT_OK
     _write_output(render(loaded, fmt), output)
     return EXIT_OK
@@ -275,7 +292,7 @@ def cmd_compare(
     max_budget_growth (and its GROUP=F overrides) makes a passing variant's budget used growing more than that
     factor a regression; without it, numerics drift is shown but never fails."""
     from cnnbench.report.accepted import load_accepted, resolve_path
-    from cnnbench.report.console import print_comparison
+    from cnnbench.report.console import make_console, print_comparison
     from cnnbench.report.diff import Thresholds, compare_runs, parse_group_threshold
     from cnnbench.report.drift import DriftLimits, parse_group_budget_growth
     from cnnbench.report.markdown import render_comparison_markdown
@@ -310,9 +327,9 @@ def cmd_compare(
         _write_output(render_comparison_markdown(comparison), output)
     elif output:
         with open(output, "w", encoding="utf-8") as f:
-            print_comparison(comparison, Console(file=f, width=120, highlight=False))
+            print_comparison(comparison, make_console(file=f))
     else:
-        print_comparison(comparison, out or Console(highlight=False))
+        print_comparison(comparison, out or _console())
     return EXIT_FAILED if comparison.regressed else EXIT_OK
 
 
@@ -344,7 +361,7 @@ def cmd_merge(
     loaded = [store.load(r) for r in runs]
     path = merge_runs(loaded, output or store.new_run_dir())
     merged = RunStore().load(str(path))
-    out = out or Console(highlight=False)
+    out = out or _console()
     missing = merged.meta.get("missing_shards") or []
     state = ""
     if not merged.complete:
@@ -595,7 +612,12 @@ def _add_run(sub: Any, p: dict[str, argparse.ArgumentParser]) -> None:
         help="per-variant limit; a hang becomes an error row (implies --isolate)",
     )
     run.add_argument("--no-save", dest="save", action="store_false", help="do not store the run")
-    run.add_argument("-v", "--verbose", action="store_true", help="also list skipped and xfailed variants")
+    run.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also list skipped and xfailed variants, and the warnings each variant raised",
+    )
     run.add_argument(
         "--shard", metavar="K/N", help="run only the K-th of N shards (stable hash of the variant id)"
     )
@@ -820,7 +842,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, or a flag argparse refused (it printed why)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     command = args.pop("command")
-    err = Console(stderr=True, highlight=False)
+    err = _console(stderr=True)
     try:
         return int(_COMMANDS[command](**args))
     except CaseFileError as exc:

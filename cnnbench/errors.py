@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["CaseError", "CaseFileError", "CnnbenchError", "Location", "UsageError", "first_line"]
+__all__ = [
+    "EXIT_NOTHING_RAN",
+    "CaseError",
+    "CaseFileError",
+    "CnnbenchError",
+    "Location",
+    "NothingSelectedError",
+    "UsageError",
+    "first_line",
+]
+
+#: The exit status of a run in which nothing ran (no variant selected, or every selected one skipped), told apart
+#: from success the way pytest's "no tests ran" is.
+EXIT_NOTHING_RAN = 5
 
 
 class CnnbenchError(Exception):
@@ -15,6 +28,12 @@ class CnnbenchError(Exception):
 
 class UsageError(CnnbenchError):
     """The command line asks for something impossible (bad flag value, missing run, ...)."""
+
+
+class NothingSelectedError(CnnbenchError):
+    """The paths and filters select no variant at all: nothing would run (exit 5, not a usage error)."""
+
+    exit_code = EXIT_NOTHING_RAN
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,52 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--cnnbench-dtype", action="append", default=None, help="only variants in this dtype")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse a --cnnbench-device this machine lacks (pytest's usage error, exit 4), as ``cnnbench run --device``
+    does, and watch for a session whose every case-file item was skipped: it exits 5, "nothing ran"."""
+    devices = config.getoption("cnnbench_device")
+    if devices:
+        from cnnbench.errors import UsageError
+        from cnnbench.execution.session import check_devices_present
+
+        try:
+            check_devices_present(devices)
+        except UsageError as exc:
+            raise pytest.UsageError(str(exc).replace("--device", "--cnnbench-device", 1)) from None
+    config.pluginmanager.register(_NothingRan(), "cnnbench-nothing-ran")
+
+
+class _NothingRan:
+    """Exit 5 (pytest's "no tests ran") when every test reported is a case-file item and all were skipped, as
+    ``cnnbench run`` does: a session on a machine without the one device its cases name must not pass."""
+
+    def __init__(self) -> None:
+        self.skipped: set[str] = set()
+        self.ran = False
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not report.nodeid.split("::")[0].endswith((".yaml", ".yml")):
+            self.ran = True  # another kind of test: pytest's own rules decide
+        elif report.failed or (report.when == "call" and (report.passed or hasattr(report, "wasxfail"))):
+            self.ran = True
+        elif report.skipped:
+            self.skipped.add(report.nodeid)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self._nothing_ran():
+            terminalreporter.write_line(
+                f"cnnbench: nothing ran: all {len(self.skipped)} variants skipped (exit 5)"
+            )
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if exitstatus == pytest.ExitCode.OK and self._nothing_ran():
+            session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
+
+    def _nothing_ran(self) -> bool:
+        return bool(self.skipped) and not self.ran
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     """Collect *.yaml / *.yml files that have a top-level ``cases:`` or ``benchmarks:`` key."""
     if file_path.suffix not in (".yaml", ".yml"):
@@ -91,6 +137,18 @@ def _failure_message(result: Any) -> str:
     return f"{r.file}:{r.line}: {r.variant_id} {r.status}\n{r.message}\nrepro: {repro_command(r)}"
 
 
+def _repr_outcome(excinfo: pytest.ExceptionInfo[BaseException]) -> str:
+    """The report text of an outcome the plugin raised itself ("" for any other exception): a failed row's
+    message, or an xfail's reason. pytest asks for a repr of every pytest.xfail() and throws it away; its own
+    repr formats a traceback, parsing the source file of every frame: the largest part of the plugin's extra
+    time over ``cnnbench run`` on cases/ (100 xfail variants), by cProfile."""
+    if isinstance(excinfo.value, VariantFailedError):
+        return _failure_message(excinfo.value.result)
+    if isinstance(excinfo.value, pytest.xfail.Exception):
+        return str(excinfo.value)
+    return ""
+
+
 class VariantFailedError(Exception):
     """A variant failed or errored; carries its result row."""
 
@@ -106,6 +164,8 @@ class VariantItem(pytest.Item):
         super().__init__(**kwargs)
         self.variant = variant
         self.result: Any = None
+        # -k matches the target as `cnnbench run -k` does (the file's name pytest matches already).
+        self.extra_keyword_matches.add(variant.case.spec.target)
 
     def runtest(self) -> None:
         """Run the variant; map its status onto pytest's outcomes."""
@@ -118,9 +178,7 @@ class VariantItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # type: ignore[override]
         """The mismatch message with the case's file:line and a repro command, no traceback."""
-        if isinstance(excinfo.value, VariantFailedError):
-            return _failure_message(excinfo.value.result)
-        return str(super().repr_failure(excinfo))
+        return _repr_outcome(excinfo) or str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Path, int, str]:
         """Where the case is written (0-based line, as pytest expects)."""
@@ -174,12 +232,11 @@ class BenchItem(pytest.Function):
     def __init__(self, *, variant: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.variant = variant
+        self.extra_keyword_matches.add(variant.case.spec.target)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # type: ignore[override]
         """The correctness message (or the error) with the benchmark's file:line and a repro, no traceback."""
-        if isinstance(excinfo.value, VariantFailedError):
-            return _failure_message(excinfo.value.result)
-        return str(super().repr_failure(excinfo))
+        return _repr_outcome(excinfo) or str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Path, int, str]:
         """Where the benchmark is written (0-based line, as pytest expects)."""

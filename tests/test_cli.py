@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -48,6 +49,8 @@ def test_run_passes_stores_and_reports(write_case: Callable[..., Path], tmp_path
     assert proc.returncode == 0, proc.stdout + proc.stderr
     last = proc.stdout.strip().splitlines()
     assert "6 passed, 0 failed, 6 skipped" in last[-2]
+    # The absent device is one line, not a table row per target (issue 13 item 14).
+    assert "cuda: not available, 6 variants skipped" in proc.stdout and "│ cuda" not in proc.stdout
     assert "12 variants of 2 cases" in last[-1]
     run_dirs = list((tmp_path / "reports" / "runs").iterdir())
     assert len(run_dirs) == 1
@@ -120,8 +123,6 @@ def test_usage_errors_exit_2(tmp_path: Path, write_case: Callable[..., Path]) ->
     assert cnnbench("run", "missing.yaml", cwd=tmp_path).returncode == 2
     proc = cnnbench("run", "cases.yaml", "--dtype", "float31", cwd=tmp_path)
     assert proc.returncode == 2 and 'did you mean "float32"' in proc.stderr
-    proc = cnnbench("run", "cases.yaml", "-k", "nothing-matches", cwd=tmp_path)
-    assert proc.returncode == 2 and "no variants selected" in proc.stderr
     proc = cnnbench("report", cwd=tmp_path)
     assert proc.returncode == 2 and "no stored run" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -153,3 +154,127 @@ def test_schema_is_json_schema() -> None:
     schema = json.loads(proc.stdout)
     assert schema["title"] == "cnnbench case file"
     assert "cases" in schema["properties"]
+
+
+def test_compare_fails_on_a_new_variant_that_fails(write_case: Callable[..., Path], tmp_path: Path) -> None:
+    cases = write_case(CASES, "cases.yaml")
+    assert cnnbench("run", "cases.yaml", "--device", "cpu", "--reports", "a", cwd=tmp_path).returncode == 0
+    broken = "  - id: added\n    op: relu\n    inputs: {x: [-1.0, 2.0]}\n    expect: {output: [0.0, 3.0]}\n"
+    cases.write_text(cases.read_text() + broken)
+    assert cnnbench("run", "cases.yaml", "--device", "cpu", "--reports", "b", cwd=tmp_path).returncode == 1
+    base, new = (str(next((tmp_path / d / "runs").iterdir())) for d in ("a", "b"))
+    proc = cnnbench("compare", base, new, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout
+    assert "new failure (no row in base): failed" in proc.stdout
+    assert "regressions (3 new failures)" in proc.stdout
+    md = cnnbench("compare", base, new, "--format", "markdown", cwd=tmp_path)
+    assert md.returncode == 1 and "❌ regressions found" in md.stdout and "new failure" in md.stdout
+
+
+def test_explicit_absent_device_exits_2_and_a_run_where_nothing_ran_exits_5(
+    write_case: Callable[..., Path], tmp_path: Path
+) -> None:
+    from cnnbench.environment import device_available
+
+    write_case(CASES)
+    absent = next(d for d in ("cuda", "mps", "xpu") if not device_available(d))
+    proc = cnnbench("run", "cases.yaml", "--device", absent, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"--device {absent}: not available on this machine (devices present: cpu" in proc.stderr
+    assert not (tmp_path / "reports").exists()
+    # Zero variants selected: nothing ran, exit 5 (pytest's "no tests ran"), not a usage error.
+    proc = cnnbench("run", "cases.yaml", "-k", "nothing-matches", cwd=tmp_path)
+    assert proc.returncode == 5 and "no variants selected, nothing ran" in proc.stderr
+    # Every selected variant skipped (an absent device named only by the file's defaults): exit 5, said so.
+    write_case(CASES.replace("devices: [cpu, cuda]", f"devices: [{absent}]"), "absent.yaml")
+    proc = cnnbench("run", "absent.yaml", cwd=tmp_path)
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    assert "0 passed, 0 failed, 6 skipped · nothing ran: all 6 variants skipped" in proc.stdout
+
+
+LONG_ID = "a-very-long-case-identifier-that-keeps-going-and-going-past-eighty-columns-of-text"
+
+
+def test_piped_output_never_wraps_and_console_report_writes_its_file(
+    write_case: Callable[..., Path], tmp_path: Path
+) -> None:
+    write_case(
+        f"cases:\n  - id: {LONG_ID}\n    op: relu\n    devices: [cpu]\n    inputs: {{x: [-1.0, 2.0]}}\n"
+        "    expect: {output: [0.0, 2.5]}\n"
+    )
+    proc = cnnbench("run", "cases.yaml", cwd=tmp_path)  # stdout and stderr are pipes, not a terminal
+    assert proc.returncode == 1
+    lines = proc.stdout.splitlines()
+    assert f"repro: cnnbench run cases.yaml -k '{LONG_ID}[cpu-float32]'" in lines
+    assert f"FAILED {LONG_ID}[cpu-float32]  cases.yaml:2" in lines
+    proc = cnnbench("run", "cases.yaml", "--device", "cpu", "-k", f"{LONG_ID} and nothing-else", cwd=tmp_path)
+    assert proc.returncode == 5 and len(proc.stderr.strip().splitlines()) == 1
+    # report --format console -o FILE writes the file (and nothing on stdout).
+    proc = cnnbench("report", "--format", "console", "-o", "out/console.txt", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout == ""
+    text = (tmp_path / "out" / "console.txt").read_text()
+    assert f"repro: cnnbench run cases.yaml -k '{LONG_ID}[cpu-float32]'" in text.splitlines()
+    assert text.rstrip().splitlines()[-1] == "0 passed, 1 failed, 0 skipped"
+
+
+WARNING_CASE = """
+cases:
+  - id: same-even
+    op: conv2d
+    devices: [cpu]
+    dtypes: [float32]
+    args: {padding: same}
+    inputs: {input: {ones: [1, 1, 4, 4]}, weight: {ones: [1, 1, 2, 2]}}
+    expect: {shape: [1, 1, 4, 4]}
+"""
+
+
+def test_warnings_are_captured_per_variant_and_torch_benchmark_is_not_imported(
+    write_case: Callable[..., Path], tmp_path: Path
+) -> None:
+    write_case(WARNING_CASE)
+    proc = cnnbench("run", "cases.yaml", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    # PyTorch's UserWarning is not printed as raised inside cnnbench, nor is torch.utils.benchmark's CUDA notice.
+    assert "UserWarning" not in proc.stderr and "No CUDA runtime" not in proc.stderr
+    assert "1 variant raised warnings (-v shows them)" in proc.stdout
+    (row,) = json.loads(cnnbench("report", "--format", "json", cwd=tmp_path).stdout)["results"]
+    assert row["warnings"] == [
+        w for w in row["warnings"] if w.startswith("UserWarning: Using padding='same'")
+    ]
+    assert len(row["warnings"]) == 1
+    verbose = cnnbench("report", "--format", "console", cwd=tmp_path).stdout
+    assert "warning same-even[cpu-float32]: UserWarning: Using padding='same'" in verbose
+    md = cnnbench("report", "--format", "markdown", cwd=tmp_path).stdout
+    assert "## Warnings (1)" in md and "| 1 | `same-even[cpu-float32]` |" in md
+    probe = (
+        "import sys; from cnnbench.cli import main; main(['run', 'cases.yaml', '--no-save']); "
+        "print('torch.utils.benchmark' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.splitlines()[-1] == "False"
+
+
+def test_xfail_and_xpass_have_their_own_marks_and_a_legend(
+    write_case: Callable[..., Path], tmp_path: Path
+) -> None:
+    write_case(
+        CASES + "  - id: known\n    op: relu\n    inputs: {x: [1.0]}\n    expect: {output: [3.0]}\n"
+        "    xfail: [{reason: documented bug}]\n  - id: fixed\n    op: relu\n    inputs: {x: [1.0]}\n"
+        "    expect: {output: [1.0]}\n    xfail: [{reason: was a bug, dtype: float64}]\n"
+    )
+    proc = cnnbench(
+        "run", "cases.yaml", "--device", "cpu", "--dtype", "float64", "--dtype", "float32", cwd=tmp_path
+    )
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    assert "⚠️ 1 xpass ❎ 1 xfail" in out and "✅ 1 ❎ 1 xfail" in out and "✅ 2/2" not in out
+    assert "legend: ✅ passed · ❎ xfail (failed, as expected) · ⚠️ xpass (passed, expected to fail)" in out
+    md = cnnbench("report", cwd=tmp_path).stdout
+    assert "| relu | cpu | ⚠️ 1 xpass ❎ 1 xfail | ✅ 1 ❎ 1 xfail |" in md and "legend: ✅ passed" in md
+    html = cnnbench("report", "--format", "html", cwd=tmp_path)
+    if importlib.util.find_spec("matplotlib") is not None:  # the html extra
+        assert html.returncode == 0, html.stderr
+        assert 'title="xfail">●</span> 1 xfail' in html.stdout and '<p class="legend">' in html.stdout

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.utils.benchmark import Timer
 
 from cnnbench import device as device_module
 
@@ -321,6 +320,10 @@ def measure(
         )
     dev = torch.device(device)
     threads = torch.get_num_threads()
+    # Imported here, when something is timed: torch.utils.benchmark imports torch.utils.cpp_extension, which logs
+    # "No CUDA runtime is found" on a machine without CUDA, on every run that merely checks numerics.
+    from torch.utils.benchmark import Timer
+
     # num_threads=threads: Timer's default (1) would silently run the callable single-threaded.
     timer = Timer(stmt="fn()", globals={"fn": fn}, timer=_device_timer(dev), num_threads=threads)
     # Timer._timeit(number) runs `number` calls between two clock reads (sync'd on the device) and returns the

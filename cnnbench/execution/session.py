@@ -17,7 +17,7 @@ from cnnbench.casefile.budget import resolve_budget
 from cnnbench.casefile.load import case_files_hash, load_suite
 from cnnbench.casefile.select import check_filters, select
 from cnnbench.casefile.variants import AnyVariant, BenchVariant, estimated_seconds, expand, expand_benchmarks
-from cnnbench.errors import UsageError
+from cnnbench.errors import NothingSelectedError, UsageError
 from cnnbench.execution.resume import Resume
 
 if TYPE_CHECKING:
@@ -26,7 +26,14 @@ from cnnbench.execution.shard import parse_shard, take_shard
 from cnnbench.store.result import Result
 from cnnbench.store.run import DEFAULT_ROOT, Run, RunStore, RunWriter, row_order
 
-__all__ = ["MAX_TIME_PER_CASE_S", "RunOptions", "RunOutcome", "RunSession", "load_variants"]
+__all__ = [
+    "MAX_TIME_PER_CASE_S",
+    "RunOptions",
+    "RunOutcome",
+    "RunSession",
+    "check_devices_present",
+    "load_variants",
+]
 
 #: Longest --max-time-per-case: one benchmark row must not hold a run for more than minutes.
 MAX_TIME_PER_CASE_S = 600.0
@@ -223,7 +230,11 @@ class RunSession:
         self.store = store
         """Where the run is stored; None: not stored (``--no-save``)."""
         self.resume = resume
-        self.err = err or Console(stderr=True)
+        if err is None:
+            from cnnbench.report.console import make_console
+
+            err = make_console(stderr=True)
+        self.err = err
         # Case files are loaded (and refused) before torch is imported, so a malformed one fails fast.
         variants, case_ids = load_variants(
             options.paths,
@@ -234,8 +245,11 @@ class RunSession:
             max_case_bytes=options.max_case_bytes,
             max_time_s=options.max_time_per_case,
         )
+        check_devices_present(options.devices)
         if not variants:
-            raise UsageError("no variants selected (check the paths, -k, --device, --dtype and --kind)")
+            raise NothingSelectedError(
+                "no variants selected, nothing ran (check the paths, -k, --device, --dtype and --kind)"
+            )
         if options.shard is not None:
             # An empty shard still stores an (empty) run, so that merging every shard's run always works.
             variants = take_shard(variants, parse_shard(options.shard))
@@ -398,6 +412,21 @@ class RunSession:
                 if writer is not None:
                     writer.append(result)
                 progress.update(task, advance=weight, done=done)
+
+
+def check_devices_present(devices: Sequence[str] | None) -> None:
+    """UsageError for a device asked for explicitly (--device) that this machine does not have: a run of it would
+    skip every variant. Devices that only a case file's defaults name stay skipped rows."""
+    if not devices:
+        return
+    from cnnbench.environment import available_devices, device_available
+
+    missing = [d for d in devices if not device_available(d)]
+    if missing:
+        names = ", ".join(missing)
+        raise UsageError(
+            f"--device {names}: not available on this machine (devices present: {', '.join(available_devices())})"
+        )
 
 
 def _store_ceilings(meta: dict[str, Any], book: Any) -> None:

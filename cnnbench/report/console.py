@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import IO
+
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -11,24 +14,47 @@ from cnnbench.report.diff import Comparison
 from cnnbench.report.drift import Drift, group_line, variant_line
 from cnnbench.report.tables import (
     MAX_LISTED,
+    absent_devices,
     bench_display,
     failures,
     peaks_line,
     repro_command,
+    status_legend,
     status_matrix,
 )
-from cnnbench.store.result import FAILING, Result, count_statuses, summary_line
+from cnnbench.store.result import FAILING, Result, count_statuses, nothing_ran, summary_line
 from cnnbench.store.run import Run
 
-__all__ = ["print_comparison", "print_console"]
+__all__ = ["make_console", "print_comparison", "print_console"]
 
-#: The benchmark columns an 80-column terminal has room for (the IQR is in the files; the noise flag says when it
-#: matters); the flags share one more column. The files show them all.
-_BENCH_SHOWN = ("median ms", "GFLOP/s", "GB/s", "bound", "% of bound")
+#: The benchmark figures a terminal has room for (bench_display's column -> a header short enough for 80 columns;
+#: the IQR is in the files, the noise flag says when it matters); the flags share one more column.
+_BENCH_SHOWN = {
+    "median ms": "median\nms",
+    "GFLOP/s": "GFLOP/s",
+    "GB/s": "GB/s",
+    "bound": "bound",
+    "% of bound": "% of\nbound",
+}
 
 
-def _status_table(run: Run) -> Table | None:
-    matrix = status_matrix(run.results)
+#: The width a console that is not a terminal lays out at: wide enough that no line of cnnbench's is ever wrapped
+#: (tables take their natural width; they never stretch to the console's).
+_UNWRAPPED_WIDTH = 10_000
+
+
+def make_console(*, stderr: bool = False, file: IO[str] | None = None) -> Console:
+    """The console cnnbench prints on: a terminal's own width there; anywhere else (a pipe, a CI log, a file)
+    no wrapping at all, so that each message, id and repro command stays whole on its line."""
+    console = Console(stderr=stderr, file=file, highlight=False)
+    if console.is_terminal:
+        return console
+    return Console(stderr=stderr, file=file, highlight=False, width=_UNWRAPPED_WIDTH, soft_wrap=True)
+
+
+def _status_table(run: Run, absent: dict[str, int]) -> Table | None:
+    """The status matrix, without the rows of devices this machine lacks (one line each says so instead)."""
+    matrix = status_matrix([r for r in run.results if r.device not in absent])
     if matrix.empty:
         return None
     table = Table(title=f"cnnbench run {run.run_id}", show_lines=False)
@@ -42,36 +68,80 @@ def _status_table(run: Run) -> Table | None:
     return table
 
 
+def _split_id(variant_id: str) -> tuple[str, list[str]]:
+    """A benchmark variant id as (benchmark, axes): "resnet18[cpu-float32-b8-train-contiguous]" is ("resnet18",
+    ["cpu", "float32", "b8", "train", "contiguous"])."""
+    name, _, rest = variant_id.partition("[")
+    return name, rest.rstrip("]").split("-")
+
+
+def _varying(split: list[tuple[str, list[str]]]) -> tuple[list[int], list[str]]:
+    """The axis positions whose values differ between rows, and the values every row shares (said once, in the
+    title, instead of in a column on every row)."""
+    width = max(len(axes) for _, axes in split)
+    padded = [axes + [""] * (width - len(axes)) for _, axes in split]
+    varying = [i for i in range(width) if len({axes[i] for axes in padded}) > 1]
+    shared = [padded[0][i] for i in range(width) if i not in varying and padded[0][i]]
+    return varying, shared
+
+
 def _bench_table(results: list[Result]) -> Table | None:
+    """One row per benchmark variant: its id and its axes in their own columns, then the figures, laid out to fit
+    an 80-column terminal (the figures never wrap; a long name or axes take two lines at most). Axes every row
+    shares (often the device and dtype) are said once, in the title."""
     bench = bench_display(results)
     if bench.empty:
         return None
-    timed = Table(title="benchmarks", show_lines=False)
-    timed.add_column("variant", overflow="fold")
-    for col in _BENCH_SHOWN:
-        timed.add_column(col, justify="right", no_wrap=True)
-    timed.add_column("flags", no_wrap=True)
-    for _, row in bench.iterrows():
-        flags = " ".join(label for c, label in (("noise", "noisy"), ("path", "slow path")) if row[c])
-        timed.add_row(escape(str(row["variant"])), *(escape(str(row[c])) for c in _BENCH_SHOWN), flags)
+    split = [_split_id(str(v)) for v in bench["variant"]]
+    varying, shared = _varying(split)
+    flags = [
+        " ".join(label for c, label in (("noise", "noisy"), ("path", "slow path")) if row[c])
+        for _, row in bench.iterrows()
+    ]
+    title = "benchmarks" + (f" · {' '.join(shared)}" if shared else "")
+    timed = Table(title=escape(title), box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    timed.add_column("benchmark", overflow="fold")
+    if varying:
+        timed.add_column("axes")
+    for header in _BENCH_SHOWN.values():
+        timed.add_column(header, justify="right", no_wrap=True)
+    if any(flags):
+        timed.add_column("flags")
+    for (_, row), (name, axes), flag in zip(bench.iterrows(), split, flags, strict=True):
+        shown = [" ".join(axes[i] for i in varying if i < len(axes))] if varying else []
+        figures = [escape(str(row[c])) for c in _BENCH_SHOWN]
+        timed.add_row(escape(name), *(escape(a) for a in shown), *figures, *([flag] if any(flags) else []))
     return timed
 
 
 def _print_notes(results: list[Result], console: Console) -> None:
-    """Why each skipped, expected-failure and mistrusted row ended so (the verbose view)."""
+    """Why each skipped, expected-failure and mistrusted row ended so, and the warnings each variant raised (the
+    verbose view)."""
+    absent = absent_devices(results)  # said in one line per device already
     for r in results:
+        if r.status == "skipped" and r.device in absent:
+            continue
         if r.status in ("skipped", "xfail"):
             console.print(f"[dim]{r.status}[/] {escape(r.variant_id)}: {escape(r.reason)}", highlight=False)
         elif r.status == "mistrusted":
             console.print(f"[dim]mistrusted[/] {escape(r.variant_id)}: {escape(r.message)}", highlight=False)
+    for r in results:
+        for text in r.warnings:
+            console.print(f"[yellow]warning[/] {escape(r.variant_id)}: {escape(text)}", highlight=False)
 
 
 def print_console(run: Run, console: Console, *, verbose: bool = False) -> None:
     """The terminal summary: a table per target, every failure with its message and repro, the totals line."""
     results = run.results
-    status = _status_table(run)
+    absent = absent_devices(results)
+    status = _status_table(run, absent)
     if status is not None:
         console.print(status)
+        if status_legend(results):
+            console.print(status_legend(results), style="dim", highlight=False)
+    for device, n in absent.items():
+        skipped = f"{n:,} variant{'s' if n != 1 else ''} skipped"
+        console.print(f"{escape(device)}: not available, {skipped}", style="dim", highlight=False)
     timed = _bench_table(results)
     if timed is not None:
         console.print(timed)
@@ -85,9 +155,18 @@ def print_console(run: Run, console: Console, *, verbose: bool = False) -> None:
         console.print(f"[dim]repro:[/] {escape(repro_command(r))}", highlight=False)
     if verbose:
         _print_notes(results, console)
+    else:
+        warned = sum(1 for r in results if r.warnings)
+        if warned:
+            console.print(
+                f"{warned} variant{'s' if warned != 1 else ''} raised warnings (-v shows them)", style="dim"
+            )
     counts = count_statuses(results)
     colour = "red" if any(counts.get(s) for s in FAILING) else "green"
     state = "" if run.complete else " (incomplete)"
+    if nothing_ran(results):
+        what = f"all {len(results)} variants skipped" if results else "no variants"
+        colour, state = "yellow", f"{state} · nothing ran: {what}"
     console.print(f"[bold {colour}]{summary_line(counts)}[/]{state}", highlight=False)
 
 

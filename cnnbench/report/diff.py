@@ -119,14 +119,21 @@ class Comparison:
     """How budget used and ulps moved per variant and per target x dtype x device, pass or fail."""
 
     @property
+    def new_failures(self) -> list[Change]:
+        """Regressions of variants that fail in the new run and have no row in the base run."""
+        return [ch for ch in self.regressions if ch.base is None]
+
+    @property
     def regressed(self) -> bool:
         """True when anything got worse and is not an accepted difference: the gate fails."""
         return bool(self.regressions)
 
     def summary(self) -> str:
         """The counts in one line: regressions, improvements, allowed, not comparable, compared."""
+        new = len(self.new_failures)
         parts = [
-            f"{len(self.regressions)} regressions",
+            f"{len(self.regressions)} regressions"
+            + (f" ({new} new failure{'s' if new != 1 else ''})" if new else ""),
             f"{len(self.improvements)} improvements",
             f"{len(self.allowed)} allowed differences",
             f"{len(self.not_comparable)} not comparable",
@@ -243,6 +250,16 @@ def _compare_numerics(base: Result, new: Result, comparable: bool, out: _Collect
         out.regression(Change(vid, "bitwise", detail, base, new))
 
 
+def _new_failure(new: Result, out: _Collector) -> None:
+    """A variant that fails in the new run and has no row in the base run: a regression (kind status), not
+    merely "only in new", so that adding a failing case can never pass the gate."""
+    if new.status not in FAILING:
+        return
+    message = first_line(new.message)
+    detail = f"new failure (no row in base): {new.status}" + (f": {message}" if message else "")
+    out.regression(Change(new.variant_id, "status", detail, None, new))
+
+
 def _compare_perf(base: Result, new: Result, thresholds: Thresholds, out: _Collector) -> None:
     if base.status in FAILING or new.status in FAILING or "skipped" in (base.status, new.status):
         return
@@ -314,6 +331,7 @@ def compare_runs(
     for vid, new_row in new_rows.items():
         base_row = base_rows.get(vid)
         if base_row is None:
+            _new_failure(new_row, out)
             continue
         comparison.compared += 1
         base_key, new_key = environment_key(base_env, base_row), environment_key(new_env, new_row)

@@ -22,7 +22,9 @@ from cnnbench.report.tables import (
     environment_line,
     failures,
     repro_command,
+    status_legend,
     status_matrix,
+    warning_groups,
 )
 from cnnbench.store.result import FAILING, STATUSES, Result, count_statuses, summary_line
 from cnnbench.store.run import Run
@@ -291,8 +293,12 @@ def _bandwidth_panel(
 def _table(df: pd.DataFrame, index: bool = False) -> str:
     df = df.copy()
     df.columns.name = None
-    text = str(df.to_html(index=index, escape=True, border=0, na_rep=""))
-    # Emoji need a colour-emoji font that many machines lack: draw each status icon as a coloured dot.
+    return _dots(str(df.to_html(index=index, escape=True, border=0, na_rep="")))
+
+
+def _dots(text: str) -> str:
+    """Escaped HTML with each status icon drawn as a coloured dot: emoji need a colour-emoji font that many
+    machines lack. Each status has its own colour (the legend says which)."""
     for status, icon in STATUS_ICONS.items():
         dot = f'<span class="dot" style="color:{_STATUS_COLOURS[status]}" title="{status}">●</span>'
         text = text.replace(html.escape(icon), dot)
@@ -325,6 +331,20 @@ def _env_rows(meta: dict[str, Any]) -> str:
         f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in keep.items()
     )
     return f"<table>{rows}</table>"
+
+
+def _warnings_section(results: list[Result]) -> list[str]:
+    """The warnings the variants raised, each with the variants that raised it."""
+    groups = warning_groups(results)
+    if not groups:
+        return []
+    rows = "".join(
+        f"<tr><td><code>{html.escape(text)}</code></td><td>{len(ids)}</td>"
+        f"<td>{html.escape(', '.join(ids[:10]))}{' ...' if len(ids) > 10 else ''}</td></tr>"
+        for text, ids in groups
+    )
+    header = "<tr><th>warning</th><th>variants</th><th>raised by</th></tr>"
+    return [f"<h2>Warnings ({len(groups)})</h2>", f"<table>{header}{rows}</table>"]
 
 
 def render_html(run: Run) -> str:
@@ -375,6 +395,8 @@ def render_html(run: Run) -> str:
     matrix = status_matrix(results)
     if not matrix.empty:
         parts += ["<h2>Status by target, device and dtype</h2>", _table(matrix.reset_index())]
+        if status_legend(results):
+            parts.append(f'<p class="legend">{_dots(html.escape(status_legend(results)))}</p>')
     parts += _budget_table(results)
     bench = bench_display(results)
     if not bench.empty:
@@ -390,5 +412,6 @@ def render_html(run: Run) -> str:
                 f"<p>Repro: <code>{html.escape(repro_command(r))}</code> · "
                 f"<code>{html.escape(repro_script_command(r.variant_id))}</code></p>"
             )
+    parts += _warnings_section(results)
     parts += ["<h2>Environment</h2>", _env_rows(run.meta), "</body></html>"]
     return "\n".join(parts) + "\n"

@@ -21,7 +21,9 @@ from cnnbench.report.tables import (
     failures,
     peaks_line,
     repro_command,
+    status_legend,
     status_matrix,
+    warning_groups,
 )
 from cnnbench.store.result import Result, count_statuses, summary_line
 from cnnbench.store.run import Run
@@ -87,6 +89,22 @@ def _notes(results: list[Result]) -> list[str]:
     return ["## Skipped and expected failures", "", *table, ""]
 
 
+def _warnings(results: list[Result]) -> list[str]:
+    """The warnings the variants raised (captured per variant), each with how many variants and the first ones."""
+    groups = warning_groups(results)
+    if not groups:
+        return []
+    rows = []
+    for text, ids in groups[:MAX_LISTED]:
+        shown = ", ".join(f"`{_cell(i)}`" for i in ids[:3]) + (
+            f" and {len(ids) - 3} more" if len(ids) > 3 else ""
+        )
+        rows.append([_cell(text), str(len(ids)), shown])
+    table = _table(["warning", "variants", "raised by"], rows, align=["---", "---:", "---"])
+    more = [_more(len(groups)) + " warnings.", ""] if len(groups) > MAX_LISTED else []
+    return [f"## Warnings ({len(groups)})", "", *table, "", *more]
+
+
 def render_markdown(run: Run) -> str:
     """A report that fits a GitHub job summary: totals, the status matrix, each failure with a repro."""
     results = run.results
@@ -102,6 +120,8 @@ def render_markdown(run: Run) -> str:
     matrix = status_matrix(results)
     if not matrix.empty:
         lines += ["## Status by target, device and dtype", "", _frame_table(matrix.reset_index()), ""]
+        if status_legend(results):
+            lines += [status_legend(results), ""]
     lines += _budget_heatmap(results)
     bench = bench_display(results)
     if not bench.empty:
@@ -116,6 +136,7 @@ def render_markdown(run: Run) -> str:
         if len(failed) > MAX_LISTED:
             lines += [f"{_more(len(failed))} failures.", ""]
     lines += _notes(results)
+    lines += _warnings(results)
     return "\n".join(lines)
 
 

@@ -16,6 +16,7 @@ __all__ = [
     "BENCH_COLUMNS",
     "MAX_LISTED",
     "STATUS_ICONS",
+    "absent_devices",
     "bench_display",
     "bench_table",
     "dtype_order",
@@ -24,7 +25,9 @@ __all__ = [
     "frame",
     "peaks_line",
     "repro_command",
+    "status_legend",
     "status_matrix",
+    "warning_groups",
 ]
 
 #: The icon each status is shown with.
@@ -33,7 +36,7 @@ STATUS_ICONS = {
     "failed": "❌",
     "error": "💥",
     "skipped": "⏭️",
-    "xfail": "☑️",
+    "xfail": "❎",
     "xpass": "⚠️",
     "mistrusted": "❔",
 }
@@ -61,6 +64,16 @@ def failures(results: list[Result]) -> list[Result]:
     return [r for r in results if r.status in FAILING or r.status == "xpass"]
 
 
+def warning_groups(results: list[Result]) -> list[tuple[str, list[str]]]:
+    """Each distinct warning the run's variants raised, with the ids of the variants that raised it, the warning
+    raised by the most variants first."""
+    groups: dict[str, list[str]] = {}
+    for r in results:
+        for text in r.warnings:
+            groups.setdefault(text, []).append(r.variant_id)
+    return sorted(groups.items(), key=lambda item: -len(item[1]))
+
+
 def dtype_order(dtypes: Iterable[str]) -> list[str]:
     """The dtypes present, floating ones from the most precise down, then the others by name."""
     present = set(dtypes)
@@ -69,7 +82,8 @@ def dtype_order(dtypes: Iterable[str]) -> list[str]:
 
 
 def status_matrix(results: list[Result]) -> pd.DataFrame:
-    """(target, device) x dtype: a cell per group like "3/3" passed, with an icon for the worst status."""
+    """(target, device) x dtype: a cell per group, "✅ 3/3" when every variant that ran passed, else each status's
+    mark, count and name, the worst first ("❌ 1 failed ✅ 2", "✅ 2 ❎ 1 xfail"); "skipped" when none ran."""
     checks = [r for r in results if r.kind == "check"]
     if not checks:
         return pd.DataFrame()
@@ -89,12 +103,50 @@ def status_matrix(results: list[Result]) -> pd.DataFrame:
         ran = statuses[statuses != "skipped"]
         if ran.empty:
             return "skipped"
-        worst = min(ran, key=lambda s: rank.get(s, 99))
-        ok = int(ran.isin(["passed", "xfail"]).sum())
-        return f"{STATUS_ICONS.get(worst, '')} {ok}/{len(ran)}"
+        counts = ran.value_counts()
+        if set(counts.index) == {"passed"}:
+            return f"{STATUS_ICONS['passed']} {len(ran)}/{len(ran)}"
+        # Anything but passed has its own mark and name, worst first: "❌ 1 failed ✅ 2", "✅ 2 ❎ 1 xfail".
+        order = sorted(counts.index, key=lambda s: rank.get(s, 99))
+        return " ".join(
+            f"{STATUS_ICONS.get(s, '')} {counts[s]}" + ("" if s == "passed" else f" {s}") for s in order
+        )
 
     table = df.pivot_table(index=["target", "device"], columns="dtype", values="status", aggfunc=cell)
     return table.reindex(columns=dtype_order(df["dtype"])).fillna("")
+
+
+#: What each mark of the status matrix means (status_legend lists those a matrix shows).
+_MEANINGS = {
+    "passed": "passed",
+    "failed": "failed",
+    "error": "error",
+    "xpass": "xpass (passed, expected to fail)",
+    "mistrusted": "mistrusted (the check itself is in doubt)",
+    "xfail": "xfail (failed, as expected)",
+}
+
+
+def status_legend(results: list[Result]) -> str:
+    """The marks the status matrix of results shows and what each means, in one line ("" when every check that
+    ran passed)."""
+    present = {r.status for r in results if r.kind == "check" and r.status != "skipped"}
+    if present <= {"passed"}:
+        return ""  # "✅ 3/3" needs no legend
+    shown = [f"{STATUS_ICONS[s]} {_MEANINGS[s]}" for s in STATUSES if s in present and s in _MEANINGS]
+    return ("legend: " + " · ".join(shown)) if shown else ""
+
+
+def absent_devices(results: list[Result]) -> dict[str, int]:
+    """The devices this machine lacks (every row on them skipped as "not available"), with their row counts."""
+    counts: dict[str, int] = {}
+    present: set[str] = set()
+    for r in results:
+        if r.status == "skipped" and r.reason == f"device {r.device} is not available":
+            counts[r.device] = counts.get(r.device, 0) + 1
+        else:
+            present.add(r.device)
+    return {d: n for d, n in counts.items() if d not in present}
 
 
 #: The benchmark table's columns: metrics (as bench rows store them) after the row's identity.

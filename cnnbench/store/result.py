@@ -17,6 +17,7 @@ __all__ = [
     "columns",
     "count_statuses",
     "migrate",
+    "nothing_ran",
     "summary_line",
 ]
 
@@ -151,6 +152,11 @@ def columns() -> list[str]:
 def count_statuses(results: Iterable[Result]) -> Counter[str]:
     """How many results have each status."""
     return Counter(r.status for r in results)
+
+
+def nothing_ran(results: Iterable[Result]) -> bool:
+    """True when no row ran: none at all, or every one skipped (an xfail ran; a skip did not)."""
+    return all(r.status == "skipped" for r in results)
 
 
 def summary_line(counts: Counter[str]) -> str:

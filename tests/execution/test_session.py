@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnbench.errors import UsageError
+from cnnbench.errors import NothingSelectedError, UsageError
 from cnnbench.execution.resume import load_resume
 from cnnbench.execution.session import RunOptions, RunSession
 from cnnbench.store.run import RunStore
@@ -68,6 +68,19 @@ def test_a_session_stores_every_row_and_counts_them(write_case: Callable[..., Pa
     assert loaded.complete and loaded.meta["counts"] == {"passed": 2, "failed": 1}
 
 
-def test_nothing_selected_is_a_usage_error(write_case: Callable[..., Path]) -> None:
-    with pytest.raises(UsageError, match="no variants selected"):
+def test_nothing_selected_exits_5_not_2(write_case: Callable[..., Path]) -> None:
+    with pytest.raises(NothingSelectedError, match="no variants selected") as caught:
         RunSession(RunOptions(paths=(str(write_case(CASES)),), keyword="nothing-matches"), None)
+    assert caught.value.exit_code == 5
+
+
+def test_an_explicit_device_not_present_is_a_usage_error_naming_those_present(
+    write_case: Callable[..., Path],
+) -> None:
+    from cnnbench.environment import device_available
+
+    absent = next(d for d in ("cuda", "mps", "xpu") if not device_available(d))
+    with pytest.raises(
+        UsageError, match=rf"--device {absent}: not available on this machine \(devices present: cpu"
+    ):
+        RunSession(RunOptions(paths=(str(write_case(CASES)),), devices=(absent,)), None)

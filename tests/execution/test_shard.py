@@ -135,3 +135,18 @@ def test_merge_names_shards_that_never_came_back_when_the_count_is_known(tmp_pat
     assert merged.meta["missing_shards"] == ["2/4", "3/4", "4/4"]
     unsharded = make_run(tmp_path / "b", [check_row("y")])
     assert RunStore().load(str(merge_runs([unsharded], tmp_path / "n"))).meta["missing_shards"] == []
+
+
+def test_an_empty_shard_stores_its_empty_run_and_exits_5(
+    write_case: Callable[..., Path], tmp_path: Path
+) -> None:
+    cases = write_case(
+        "cases:\n  - {id: one, op: relu, devices: [cpu], inputs: {x: [1.0]}, expect: {output: [1.0]}}\n"
+    )
+    codes = {
+        k: main(["run", str(cases), "--shard", f"{k}/2", "--reports", str(tmp_path / f"s{k}")])
+        for k in (1, 2)
+    }
+    assert sorted(codes.values()) == [0, 5]  # the shard that got the variant passed; the other ran nothing
+    empty = next(k for k, code in codes.items() if code == 5)
+    assert RunStore(tmp_path / f"s{empty}").load(None).results == []

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import itertools
 from pathlib import Path
 
 from rich.console import Console
-from synthetic_runs import check_row, make_run
+from synthetic_runs import bench_row, check_row, make_run, replicates
 
 from cnnbench.cli import main
 from cnnbench.report.console import print_comparison, print_console
@@ -57,3 +59,38 @@ def test_terminal_output_to_a_file(tmp_path: Path) -> None:
     assert main(["compare", str(base.path), str(new.path), "-o", str(tmp_path / "out.txt")]) == 1
     text = (tmp_path / "out.txt").read_text()
     assert "Regressions (1)" in text and "passed -> error: RuntimeError: boom" in text
+
+
+def test_benchmark_rows_fit_80_columns_with_id_axes_and_figures_apart(tmp_path: Path) -> None:
+    rows = []
+    for name in ("resnet50.res2a_branch2b", "mobilenet_v3_large", "lenet"):
+        for axes in ("b8-inference-contiguous", "b64-train-channels_last"):
+            r = bench_row(name, replicates(40.0, seed=1))
+            rows.append(dataclasses.replace(r, variant_id=f"{name}[cpu-float32-{axes}]"))
+    console = Console(file=io.StringIO(), width=80, highlight=False)
+    print_console(make_run(tmp_path / "r", rows), console)
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "benchmarks · cpu float32" in text  # the axes every row shares, said once
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    row = next(line for line in lines if line.lstrip().startswith("mobilenet_v3_large"))
+    assert row.split()[:4] == ["mobilenet_v3_large", "b8", "inference", "contiguous"]
+    assert row.split()[4] == "40"  # the median, in its own column on the same line
+    # Each row takes two lines at most, even the longest name at 80 columns.
+    starts = [
+        i for i, line in enumerate(lines) if line.lstrip().startswith(("resnet50", "mobilenet", "lenet"))
+    ]
+    assert len(starts) == 6 and all(b - a <= 2 for a, b in itertools.pairwise(starts))
+
+
+def test_absent_devices_collapse_into_one_line_and_the_legend_names_the_marks(tmp_path: Path) -> None:
+    absent = "device cuda is not available"
+    rows = [check_row("conv"), check_row("known", status="xfail", reason="upstream bug")]
+    rows += [
+        dataclasses.replace(check_row(f"c{i}", status="skipped", reason=absent), device="cuda")
+        for i in range(1200)
+    ]
+    text = _text(print_console, make_run(tmp_path / "r", rows), verbose=True)
+    assert "cuda: not available, 1,200 variants skipped" in text
+    assert "│ cuda" not in text and absent not in text  # no table row, no per-variant note
+    assert "✅ 1 ❎ 1 xfail" in text and "legend: ✅ passed · ❎ xfail (failed, as expected)" in text

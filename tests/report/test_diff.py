@@ -209,3 +209,26 @@ def test_compare_cli_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["compare", str(run.path), str(run.path), "--threshold", "-1"]) == 2
     err = capsys.readouterr().err
     assert "no stored run" in err and "GROUP=FRACTION" in err
+
+
+def test_a_variant_failing_with_no_row_in_base_is_a_new_failure(tmp_path: Path) -> None:
+    base = make_run(tmp_path / "a", [check_row("conv")])
+    new = make_run(
+        tmp_path / "b",
+        [
+            check_row("conv"),
+            check_row("fresh", status="failed", message="at [0]: expected 1, got 2"),
+            check_row("ok"),
+        ],
+    )
+    c = compare_runs(base, new)
+    assert c.regressed
+    assert [ch.variant_id for ch in c.new_failures] == ["fresh[cpu-float32]"]
+    assert c.regressions[0].detail == "new failure (no row in base): failed: at [0]: expected 1, got 2"
+    assert c.summary().startswith("1 regressions (1 new failure),")
+    md = render_comparison_markdown(c)
+    assert "regressions found" in md and "new failure (no row in base)" in md
+    # An accepted difference of kind status covers it, as it covers any other failure.
+    accepted = tmp_path / "accepted.yaml"
+    accepted.write_text("allow:\n  fresh*: {reason: known, changes: [status]}\n")
+    assert not compare_runs(base, new, accepted=load_accepted(accepted)).regressed

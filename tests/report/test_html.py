@@ -147,3 +147,15 @@ def test_html_has_a_roofline_chart_of_the_bench_rows(tmp_path: Path) -> None:
     page = render_html(make_run(tmp_path / "run", [conv, gemm, pool]))
     assert 'id="plot-roofline"><img alt="Roofline' in page
     assert roofline_plot([check_row("relu")], {}) is None
+
+
+def test_html_lists_the_warnings_variants_raised(tmp_path: Path) -> None:
+    rows = [check_row(f"c{i}", warnings=["UserWarning: <slow> path"]) for i in range(2)] + [
+        check_row("quiet")
+    ]
+    text = render_html(make_run(tmp_path / "r", rows))
+    assert "<h2>Warnings (1)</h2>" in text
+    assert (
+        "<td><code>UserWarning: &lt;slow&gt; path</code></td><td>2</td><td>c0[cpu-float32], c1[cpu-float32]</td>"
+        in text
+    )

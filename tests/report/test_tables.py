@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from synthetic_runs import bench_row, replicates
+import dataclasses
+
+from synthetic_runs import bench_row, check_row, replicates
 
 from cnnbench.report.tables import (
     BENCH_COLUMNS,
+    absent_devices,
     bench_display,
     bench_table,
     dtype_order,
     environment_line,
     failures,
     peaks_line,
+    status_legend,
     status_matrix,
 )
 from cnnbench.store.run import Run
@@ -20,7 +24,9 @@ from cnnbench.store.run import Run
 def test_status_matrix_counts_and_shows_the_worst_status(run: Run) -> None:
     matrix = status_matrix(run.results)
     assert list(matrix.columns) == ["float64", "float32", "bfloat16", "int64"]
-    assert matrix.loc[("max_pool2d", "cpu"), "float32"] == "❌ 0/1"
+    assert matrix.loc[("max_pool2d", "cpu"), "float32"] == "❌ 1 failed"
+    assert matrix.loc[("relu", "cpu"), "int64"] == "❎ 1 xfail"
+    assert matrix.loc[("tanh", "cpu"), "float32"] == "⚠️ 1 xpass"
     assert matrix.loc[("conv2d", "cpu"), "bfloat16"] == "✅ 1/1"
     assert matrix.loc[("relu", "cpu"), "float32"] == "skipped"
     assert status_matrix([bench_row("lenet", replicates(1.0))]).empty
@@ -87,3 +93,29 @@ def test_the_bench_table_shows_the_bound_and_its_raise() -> None:
     shown = bench_display([raised, memory])
     assert list(shown["bound"]) == ["compute (raised)", "memory"]
     assert list(shown["% of bound"]) == ["42", "61.2"] and list(shown["GB/s"]) == ["1.5", "12.5"]
+
+
+def test_a_cell_reads_n_of_n_only_when_all_passed_and_marks_xfail_and_xpass_apart() -> None:
+    def cell(*statuses: str) -> str:
+        rows = [check_row(f"c{i}", status=s) for i, s in enumerate(statuses)]
+        return str(status_matrix(rows).loc[("conv2d", "cpu"), "float32"])
+
+    assert cell("passed", "passed", "passed") == "✅ 3/3"
+    assert cell("passed", "passed", "xfail") == "✅ 2 ❎ 1 xfail"
+    assert cell("passed", "xpass", "xfail") == "⚠️ 1 xpass ✅ 1 ❎ 1 xfail"
+    assert cell("failed", "passed", "passed", "skipped") == "❌ 1 failed ✅ 2"
+    assert status_legend([check_row("a")]) == ""
+    assert status_legend([check_row("a"), check_row("b", status="xfail")]) == (
+        "legend: ✅ passed · ❎ xfail (failed, as expected)"
+    )
+
+
+def test_absent_devices_are_those_whose_every_row_was_skipped_as_not_available() -> None:
+    absent = "device cuda is not available"
+    rows = [
+        check_row("a"),
+        dataclasses.replace(check_row("a", status="skipped", reason=absent), device="cuda"),
+        dataclasses.replace(check_row("b", status="skipped", reason=absent), device="cuda"),
+        check_row("c", status="skipped", reason="device cpu is not available"),  # cpu ran other rows
+    ]
+    assert absent_devices(rows) == {"cuda": 2}

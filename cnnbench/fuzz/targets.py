@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from cnnbench.errors import UsageError
 from cnnbench.ops.catalog import traits
 
-__all__ = ["FUZZ_FAMILIES", "NORM_OPS", "check_targets", "fuzz_targets"]
+__all__ = ["FUZZ_FAMILIES", "NAMED_OPS", "NORM_OPS", "check_targets", "fuzz_targets"]
 
 #: Op families with a generic strategy (every op of the family the reference covers can be fuzzed).
 FUZZ_FAMILIES = frozenset(
@@ -20,22 +20,25 @@ FUZZ_FAMILIES = frozenset(
         "adaptive_avg_pool",
         "activation",
         "softmax",
-        "resample",
     }
 )
 #: Normalisations each need their own strategy (their arguments differ): these have one.
 NORM_OPS = frozenset({"batch_norm", "layer_norm", "group_norm", "instance_norm"})
+#: Ops of other families with a strategy of their own (the resample family also holds pixel shuffle,
+#: affine_grid and the upsample aliases, which interpolate's strategy does not generate).
+NAMED_OPS = NORM_OPS | {"interpolate"}
 
 
 def fuzz_targets() -> list[str]:
     """Every op the reference implements and a strategy can generate, sorted: derived from the registry, so an
-    op added to the reference joins as soon as its family (or, for a norm, its name) has a strategy."""
+    op added to the reference joins as soon as its family (or, for a norm or interpolate, its name) has a
+    strategy."""
     from cnnbench.numerics.reference import REFERENCES
 
     return sorted(
         op
         for op in REFERENCES
-        if traits(op).family in FUZZ_FAMILIES or (op in NORM_OPS and traits(op).family == "norm")
+        if traits(op).family in FUZZ_FAMILIES or op in NAMED_OPS
     )
 
 

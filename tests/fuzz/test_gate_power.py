@@ -104,7 +104,9 @@ def test_an_avg_pool_wrong_only_for_a_partial_last_window_is_found_and_minimal(
 
 def test_the_same_fuzz_on_unbroken_torch_finds_nothing(tmp_path: Path) -> None:
     targets = ("conv2d", "max_pool2d", "avg_pool2d")
-    proc = _fuzz(tmp_path, *targets, "--budget", f"{PER_TARGET_S * len(targets)}s")
+    # A count, not only a time: with seed 0, conv2d's 1282nd configuration is a real torch 2.14 CPU segfault
+    # (channels_last grouped conv2d with a bias, docs/fuzzing.md), which a quiet machine reaches in the time.
+    proc = _fuzz(tmp_path, *targets, "--budget", f"{PER_TARGET_S * len(targets)}s", "--examples", "1000")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "nothing found" in proc.stdout and not (tmp_path / "found").exists()
     (run_dir,) = (tmp_path / "reports" / "runs").iterdir()

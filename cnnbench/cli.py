@@ -382,7 +382,7 @@ def cmd_fuzz(
 
     return run_fuzz(
         targets, budget, examples, device, dtypes, seed, output, _reports_dir(reports),
-        resolve_budget(max_case_bytes), out or Console(highlight=False),
+        resolve_budget(max_case_bytes), out or _console(),
     )  # fmt: skip
 
 
@@ -397,9 +397,7 @@ def cmd_shrink(
     from cnnbench.casefile.budget import resolve_budget
     from cnnbench.fuzz.command import run_shrink
 
-    return run_shrink(
-        variant_id, paths, output, resolve_budget(max_case_bytes), out or Console(highlight=False)
-    )
+    return run_shrink(variant_id, paths, output, resolve_budget(max_case_bytes), out or _console())
 
 
 def cmd_import(source: str, output: str, ops: str | None = None, out: Console | None = None) -> int:
@@ -407,7 +405,7 @@ def cmd_import(source: str, output: str, ops: str | None = None, out: Console | 
     from cnnbench.conformance.importer import import_suite
 
     wanted = [o.strip() for o in ops.split(",") if o.strip()] if ops else None
-    (out or Console(highlight=False)).print(import_suite(source, output, wanted), markup=False)
+    (out or _console()).print(import_suite(source, output, wanted), markup=False)
     return EXIT_OK
 
 
@@ -451,10 +449,10 @@ def cmd_submit(
     values = {k: getattr(options, k) for k in RunOptions.__dataclass_fields__}
     values.pop("shard")
     done = submit(values, opts, _reports_dir(reports))
-    err = Console(stderr=True, highlight=False)
+    err = _console(stderr=True)
     for line in describe_failures(done.failures, shards):
         err.print(f"[red]error[/]: {escape(line)}", soft_wrap=True)
-    out = out or Console(highlight=False)
+    out = out or _console()
     print_console(done.merged, out, verbose=verbose)
     missing = done.merged.meta.get("missing_shards") or []
     state = "" if done.merged.complete else f" · incomplete (missing: {', '.join(missing) or 'none'})"

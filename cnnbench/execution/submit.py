@@ -57,13 +57,12 @@ class ShardOutcome:
 
 def run_shard(job: ShardJob) -> ShardOutcome:
     """The body of one array task: run shard index/count of the selection, storing it under job.reports."""
-    from rich.console import Console
-
     from cnnbench.execution.session import RunOptions, RunSession
+    from cnnbench.report.console import make_console
 
     os.chdir(job.cwd)
     options = RunOptions(**{**job.options, "shard": f"{job.index}/{job.count}"})
-    outcome = RunSession(options, RunStore(job.reports), err=Console(stderr=True)).run()
+    outcome = RunSession(options, RunStore(job.reports), err=make_console(stderr=True)).run()
     return ShardOutcome(job.index, str(outcome.run.path), outcome.complete, outcome.ran)
 
 

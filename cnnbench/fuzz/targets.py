@@ -35,11 +35,7 @@ def fuzz_targets() -> list[str]:
     strategy."""
     from cnnbench.numerics.reference import REFERENCES
 
-    return sorted(
-        op
-        for op in REFERENCES
-        if traits(op).family in FUZZ_FAMILIES or op in NAMED_OPS
-    )
+    return sorted(op for op in REFERENCES if traits(op).family in FUZZ_FAMILIES or op in NAMED_OPS)
 
 
 def check_targets(targets: Sequence[str]) -> list[str]:

@@ -45,11 +45,14 @@ _UNWRAPPED_WIDTH = 10_000
 
 def make_console(*, stderr: bool = False, file: IO[str] | None = None) -> Console:
     """The console cnnbench prints on: a terminal's own width there; anywhere else (a pipe, a CI log, a file)
-    no wrapping at all, so that each message, id and repro command stays whole on its line."""
-    console = Console(stderr=stderr, file=file, highlight=False)
+    no wrapping at all, so that each message, id and repro command stays whole on its line. Emoji codes are off:
+    rich would print `file.yaml:100:` as `file.yaml💯` (cnnbench writes its marks as characters)."""
+    console = Console(stderr=stderr, file=file, highlight=False, emoji=False)
     if console.is_terminal:
         return console
-    return Console(stderr=stderr, file=file, highlight=False, width=_UNWRAPPED_WIDTH, soft_wrap=True)
+    return Console(
+        stderr=stderr, file=file, highlight=False, emoji=False, width=_UNWRAPPED_WIDTH, soft_wrap=True
+    )
 
 
 def _status_table(run: Run, absent: dict[str, int]) -> Table | None:

@@ -94,3 +94,14 @@ def test_absent_devices_collapse_into_one_line_and_the_legend_names_the_marks(tm
     assert "cuda: not available, 1,200 variants skipped" in text
     assert "│ cuda" not in text and absent not in text  # no table row, no per-variant note
     assert "✅ 1 ❎ 1 xfail" in text and "legend: ✅ passed · ❎ xfail (failed, as expected)" in text
+
+
+def test_a_line_number_of_100_is_not_read_as_an_emoji_code() -> None:
+    """rich turned `file.yaml:100:` into `file.yaml💯` in every message about line 100 of a case file."""
+    from io import StringIO
+
+    from cnnbench.report.console import make_console
+
+    buffer = StringIO()
+    make_console(file=buffer).print("error: cases.yaml:100:5: cases[98].expect.outptu: unknown key")
+    assert "cases.yaml:100:5:" in buffer.getvalue() and "💯" not in buffer.getvalue()

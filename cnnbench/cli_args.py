@@ -284,6 +284,11 @@ def _add_submit(sub: Any, p: dict[str, argparse.ArgumentParser]) -> None:
     submit.add_argument("--timeout", type=positive_seconds, metavar="SECONDS", help="per-variant limit")
     submit.add_argument("--threads", type=positive_int, metavar="N", help="torch intra-op threads")
     submit.add_argument("--max-time-per-case", type=_time_per_case, metavar="SECONDS")
+    submit.add_argument(
+        "--fp32-precision",
+        choices=("ieee", "tf32", "default"),
+        help="pin float32 convs and matmuls in every task",
+    )
     submit.add_argument("-v", "--verbose", action="store_true", help="also list skipped and xfailed variants")
 
 

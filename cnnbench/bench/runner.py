@@ -291,6 +291,16 @@ def peak_memory_child(file: str, variant_id: str, threads: int) -> None:
     sync(workload.device)
 
 
+def _set_cudnn_benchmark(flag: bool) -> None:
+    """torch.backends.cudnn.benchmark = flag, also where an import of torch.testing._internal has frozen the
+    global flags (disable_global_flags), which makes the plain assignment raise. set_flags's own default would
+    also reset the fp32 precision ("none"): None keeps it (older torch has no such parameter)."""
+    try:
+        torch.backends.cudnn.set_flags(_benchmark=flag, _fp32_precision=None)
+    except TypeError:
+        torch.backends.cudnn.set_flags(_benchmark=flag)
+
+
 def run_benchmark(variant: BenchVariant, timing: Timing | None = None) -> Result:
     """Time one benchmark variant and return its row; nothing it does escapes as an exception.
 
@@ -309,7 +319,7 @@ def run_benchmark(variant: BenchVariant, timing: Timing | None = None) -> Result
     benchmark_flag = torch.backends.cudnn.benchmark
     try:
         # cuDNN autotuning per row (what training scripts set); the warm-up covers its first-call search.
-        torch.backends.cudnn.benchmark = variant.case.spec.cudnn_benchmark
+        _set_cudnn_benchmark(variant.case.spec.cudnn_benchmark)
         metrics["cudnn_benchmark"] = variant.case.spec.cudnn_benchmark
         metrics["cold_cache"] = variant.case.spec.cold_cache
         result.compute_precision = bench_compute_precision(variant)
@@ -358,6 +368,6 @@ def run_benchmark(variant: BenchVariant, timing: Timing | None = None) -> Result
         result.status = "failed" if problems else "passed"
         result.message = "\n".join(problems)
     finally:
-        torch.backends.cudnn.benchmark = benchmark_flag
+        _set_cudnn_benchmark(benchmark_flag)
     result.duration_s = time.perf_counter() - start
     return result

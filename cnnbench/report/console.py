@@ -28,14 +28,9 @@ from cnnbench.store.run import Run
 __all__ = ["make_console", "print_comparison", "print_console"]
 
 #: The benchmark figures a terminal has room for (bench_display's column -> a header short enough for 80 columns;
-#: the IQR is in the files, the noise flag says when it matters); the flags share one more column.
-_BENCH_SHOWN = {
-    "median ms": "median\nms",
-    "GFLOP/s": "GFLOP/s",
-    "GB/s": "GB/s",
-    "bound": "bound",
-    "% of bound": "% of\nbound",
-}
+#: the IQR is in the files, the noise flag says when it matters), then "% of bound" with the bound named beside
+#: the percentage ("42 compute"); the flags share one more column.
+_BENCH_SHOWN = {"median ms": "median\nms", "GFLOP/s": "GFLOP/s", "GB/s": "GB/s"}
 
 
 #: The width a console that is not a terminal lays out at: wide enough that no line of cnnbench's is ever wrapped
@@ -105,14 +100,16 @@ def _bench_table(results: list[Result]) -> Table | None:
     timed = Table(title=escape(title), box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     timed.add_column("benchmark", overflow="fold")
     if varying:
-        timed.add_column("axes")
+        timed.add_column("axes", no_wrap=True)
     for header in _BENCH_SHOWN.values():
         timed.add_column(header, justify="right", no_wrap=True)
+    timed.add_column("% of bound", no_wrap=True)
     if any(flags):
         timed.add_column("flags")
     for (_, row), (name, axes), flag in zip(bench.iterrows(), split, flags, strict=True):
         shown = [" ".join(axes[i] for i in varying if i < len(axes))] if varying else []
         figures = [escape(str(row[c])) for c in _BENCH_SHOWN]
+        figures.append(escape(" ".join(str(row[c]) for c in ("% of bound", "bound") if str(row[c]))))
         timed.add_row(escape(name), *(escape(a) for a in shown), *figures, *([flag] if any(flags) else []))
     return timed
 

@@ -248,3 +248,29 @@ def test_ctrl_c_inside_a_benchmark_propagates(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(runner, "measure_variant", interrupt)
     with pytest.raises(KeyboardInterrupt):
         runner.run_benchmark(variant)
+
+
+def test_a_benchmark_runs_where_torch_testing_froze_the_cudnn_flags(tmp_path: Path) -> None:
+    """Importing torch.testing._internal (cnnbench import opinfo) calls disable_global_flags: assigning
+    torch.backends.cudnn.benchmark then raised, and every benchmark row after it in the process errored. In a
+    subprocess, since the flags cannot be unfrozen."""
+    import subprocess
+
+    (tmp_path / "b.yaml").write_text(TINY)
+    code = (
+        "import torch, torch.backends\n"
+        "from cnnbench.casefile.load import load_text\n"
+        "from cnnbench.casefile.variants import expand_benchmarks\n"
+        "from cnnbench.bench.runner import run_benchmark\n"
+        "torch.backends.disable_global_flags()\n"
+        "precision = torch.backends.cudnn.conv.fp32_precision\n"
+        "suite = load_text(open('b.yaml').read(), 'b.yaml')\n"
+        "(v,) = [v for v in expand_benchmarks(suite.benchmarks) if v.case.id == 'mnist']\n"
+        "r = run_benchmark(v)\n"
+        "print(r.status, torch.backends.cudnn.conv.fp32_precision == precision, r.message[:300])\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split()[:2] == ["passed", "True"], proc.stdout

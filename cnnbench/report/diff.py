@@ -337,7 +337,8 @@ def compare_runs(
         base_key, new_key = environment_key(base_env, base_row), environment_key(new_env, new_row)
         shared = base_key.keys() & new_key.keys()  # keys one run did not record are no difference
         comparable = all(base_key[k] == new_key[k] for k in shared)
-        if not comparable:
+        if not comparable and not base_row.status == new_row.status == "skipped":
+            # (a device absent in both runs, e.g. cuda on CPU-only CI, ran nothing there to compare: no note)
             differing = sorted(k for k in shared if base_key[k] != new_key[k])
             detail = "; ".join(f"{k}: {base_key[k]!r} -> {new_key.get(k)!r}" for k in differing)
             comparison.not_comparable.append(Change(vid, "environment", detail, base_row, new_row))

@@ -171,6 +171,17 @@ def test_rows_from_different_machines_are_not_comparable(tmp_path: Path) -> None
     assert "2 rows: cpu_model" in render_comparison_markdown(c)
 
 
+def test_rows_skipped_in_both_runs_are_not_listed_as_not_comparable(tmp_path: Path) -> None:
+    """The numerics gate on CPU-only CI listed 5,151 cuda rows, skipped in both runs, as not comparable."""
+    skipped = check_row("conv", status="skipped", reason="device cuda is not available")
+    skipped = dataclasses.replace(skipped, device="cuda", variant_id="conv[cuda-float32]")
+    ran = dataclasses.replace(check_row("pool"), device="cuda", variant_id="pool[cuda-float32]")
+    base = make_run(tmp_path / "a", [skipped, ran], env={"cudnn_version": 92400})
+    new = make_run(tmp_path / "b", [skipped, ran], env={"cudnn_version": None})
+    c = compare_runs(base, new)
+    assert [ch.variant_id for ch in c.not_comparable] == ["pool[cuda-float32]"]
+
+
 def test_thread_count_of_a_bench_row_is_an_environment_key(tmp_path: Path) -> None:
     base = make_run(tmp_path / "a", [bench_row("resnet18", replicates(40.0, seed=1))])
     new = make_run(

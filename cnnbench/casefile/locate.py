@@ -11,7 +11,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, Tag, ValidationError
 
-from cnnbench.casefile.safeyaml import CaseLoader, LimitError
+from cnnbench.casefile.safeyaml import CaseLoader, FastCaseLoader, LimitError
 from cnnbench.casefile.schema import SPEC_MODELS
 from cnnbench.casefile.vocabulary import suggest
 from cnnbench.errors import CaseError, Location
@@ -77,9 +77,19 @@ def _format_path(path: KeyPath) -> str:
 
 
 def parse_yaml(text: str, file: str) -> tuple[Any, Marks]:
+    """The file's data and the line and column of every key and item. libyaml parses it (FastCaseLoader); a
+    file it refuses, or anything else it raises, is parsed again by the pure-Python CaseLoader, whose errors this
+    turns into located messages."""
+    try:
+        return _parse(text, file, FastCaseLoader)
+    except Exception:
+        return _parse(text, file, CaseLoader)
+
+
+def _parse(text: str, file: str, loader_class: type[CaseLoader]) -> tuple[Any, Marks]:
     marks = Marks(file)
     try:
-        loader = CaseLoader(text)
+        loader = loader_class(text)
     except yaml.reader.ReaderError as exc:
         # Raised for a non-printable character before any token is read; position indexes text.
         line = text.count("\n", 0, exc.position) + 1

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import yaml
 from yaml.constructor import ConstructorError
 
-__all__ = ["MAX_DEPTH", "MAX_NODES", "CaseLoader", "LimitError"]
+__all__ = ["MAX_DEPTH", "MAX_NODES", "CaseLoader", "FastCaseLoader", "LimitError"]
 
 #: Deepest nesting of lists and mappings; a case file needs about 12 (cases, a case, inputs, a 6-d literal).
 MAX_DEPTH = 64
@@ -89,6 +89,33 @@ CaseLoader.yaml_constructors[_TAG + "int"] = CaseLoader.construct_yaml_int
 CaseLoader.add_implicit_resolver(
     _TAG + "float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"), list("-+0123456789")
 )
+
+
+_CParser: Any = getattr(getattr(yaml, "cyaml", None), "CParser", None)  # libyaml (absent without it)
+
+if _CParser is not None:
+
+    class FastCaseLoader(CaseLoader, _CParser):  # type: ignore[misc]
+        """CaseLoader with libyaml's C scanner and parser under the same Python composer, limits and
+        constructors (about 5x faster on the bundled cases). Its marks carry line and column but no snippet, and
+        its error texts are libyaml's: a file it refuses is parsed again by CaseLoader, which says why."""
+
+        def __init__(self, stream: str) -> None:
+            _CParser.__init__(self, stream)
+            yaml.composer.Composer.__init__(self)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+            self._depth = 0
+            self._nodes = 0
+
+        # The C parser's events under the Python composer: its own get_single_node would skip the limits.
+        check_event = _CParser.check_event
+        peek_event = _CParser.peek_event
+        get_event = _CParser.get_event
+        get_single_node = yaml.composer.Composer.get_single_node
+
+else:  # pragma: no cover (PyYAML built without libyaml)
+    FastCaseLoader = CaseLoader  # type: ignore[misc, assignment]
 
 
 def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_: set[int]) -> int:

@@ -285,9 +285,17 @@ class WorkerPool:
 
     def imap(self, variants: Iterable[AnyVariant]) -> Iterator[Result]:
         """Run every variant, yielding each row as its variant finishes (checks first, then benchmarks)."""
+        from cnnbench import device
+        from cnnbench.execution.dispatch import run_variant
+
         checks: deque[AnyVariant] = deque()
         benches: deque[AnyVariant] = deque()
         for v in variants:
+            if not device.is_available(v.device):
+                # A device this machine lacks: the row is a skip, the same in the parent as in a worker (no
+                # round trip; on a CPU-only machine half of the bundled variants are cuda ones).
+                yield run_variant(v)
+                continue
             (benches if v.kind == "bench" else checks).append(v)
         if not checks and not benches:
             return  # nothing to run (a resumed run that was complete): no zygote, no torch import

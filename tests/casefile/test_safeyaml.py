@@ -110,3 +110,44 @@ def test_exponent_without_dot_is_a_float() -> None:
     assert case.spec.tolerance is not None
     assert case.spec.tolerance.atol == 1e-3 and case.spec.tolerance.rtol == 2.0  # type: ignore[union-attr]
     assert case.spec.inputs["input"] == [100.0]
+
+
+def _nodes_and_data(
+    loader_class: type[safeyaml.CaseLoader], text: str
+) -> tuple[list[tuple[int, int]], object]:
+    import yaml
+
+    loader = loader_class(text)
+    try:
+        root = loader.get_single_node()
+        marks: list[tuple[int, int]] = []
+        todo = [root]
+        while todo:
+            node = todo.pop()
+            marks.append((node.start_mark.line, node.start_mark.column))
+            if isinstance(node, yaml.MappingNode):
+                todo += [n for pair in node.value for n in pair]
+            elif isinstance(node, yaml.SequenceNode):
+                todo += node.value
+        return marks, loader.construct_document(root)
+    finally:
+        loader.dispose()
+
+
+@pytest.mark.skipif(safeyaml.FastCaseLoader is safeyaml.CaseLoader, reason="PyYAML without libyaml")
+def test_the_libyaml_loader_reads_every_bundled_file_as_the_python_one() -> None:
+    from repo import REPO
+
+    files = sorted((REPO / "cases").rglob("*.yaml"))
+    assert len(files) > 40
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert _nodes_and_data(safeyaml.FastCaseLoader, text) == _nodes_and_data(safeyaml.CaseLoader, text), (
+            path
+        )
+
+
+@pytest.mark.skipif(safeyaml.FastCaseLoader is safeyaml.CaseLoader, reason="PyYAML without libyaml")
+def test_the_libyaml_loader_keeps_the_limits() -> None:
+    with pytest.raises(safeyaml.LimitError, match="nest deeper"):
+        _nodes_and_data(safeyaml.FastCaseLoader, "x: " + "[" * 70 + "]" * 70 + "\n")

@@ -76,7 +76,9 @@ def test_draws_shrink_toward_the_minimal_configuration() -> None:
             )
         )
 
-    call = find(strategy_for("conv2d", ["float32"]), corner, settings=settings(database=None))
+    # derandomized, with room to find the corner: a random search missed it once in CI
+    search = settings(database=None, derandomize=True, max_examples=5000)
+    call = find(strategy_for("conv2d", ["float32"]), corner, settings=search)
     assert call.inputs["input"]["randn"] == [1, 1, 1, 1] and call.inputs["weight"]["randn"] == [1, 1, 1, 1]
     padding = call.args.pop("padding")
     assert padding in (0, "valid")  # the same geometry, either way

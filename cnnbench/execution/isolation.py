@@ -26,10 +26,16 @@ from typing import Any
 
 from cnnbench.casefile.variants import BenchVariant, Variant
 from cnnbench.errors import CnnbenchError
-from cnnbench.execution.dispatch import error_result
 from cnnbench.store.result import Result
 
-__all__ = ["ZYGOTE_COMMAND", "IsolatedRunner", "describe_exit", "wait_readable_any"]
+__all__ = [
+    "BLAS_THREAD_VARIABLES",
+    "ZYGOTE_COMMAND",
+    "IsolatedRunner",
+    "blas_environment",
+    "describe_exit",
+    "wait_readable_any",
+]
 
 #: The zygote's command line (the control socket's descriptor is appended); same interpreter and environment.
 ZYGOTE_COMMAND = (sys.executable, "-m", "cnnbench.execution.worker")
@@ -116,19 +122,59 @@ class _Worker:
         assert isinstance(reply, dict)
         return reply
 
+    def has_reply(self) -> bool:
+        """Whether a whole reply was already read (with an earlier one) and waits in the buffer."""
+        return b"\n" in self._buffer
+
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
 
 
-class _Zygote:
-    """The process that imported torch once and forks workers on request; their exit codes come from it."""
+#: The variables NumPy's BLAS (OpenBLAS, MKL) and OpenMP read their thread count from when they load.
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
 
-    def __init__(self) -> None:
+
+def blas_environment(threads: int | None) -> dict[str, str] | None:
+    """The environment of a zygote whose workers each get threads cores: NumPy's BLAS capped at that count.
+
+    torch.set_num_threads caps torch, not NumPy, whose OpenBLAS starts a thread per core and spins them while
+    it waits: two workers with two spinning BLAS threads each on two cores ran every check twice as slowly as
+    one. A variable the user set is kept. None (the parent's environment) when threads is None."""
+    if threads is None:
+        return None
+    env = dict(os.environ)
+    for name in BLAS_THREAD_VARIABLES:
+        env.setdefault(name, str(threads))
+    return env
+
+
+class _Zygote:
+    """The process that imported torch once and forks workers on request; their exit codes come from it.
+
+    Started at construction without waiting for it (``wait_ready`` waits), so that its torch import runs while
+    the parent does something else. preload: case files the zygote loads after importing torch, so that every
+    worker forked from it finds them parsed ({"paths": [...], "max_case_bytes": N, "max_time_s": S}, the
+    parent's own selection and budget).
+    """
+
+    def __init__(self, preload: dict[str, Any] | None = None, *, blas_threads: int | None = None) -> None:
         self.control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         fd = theirs.fileno()
-        self.proc = subprocess.Popen([*ZYGOTE_COMMAND, str(fd)], pass_fds=[fd], stdin=subprocess.DEVNULL)
+        extra = [json.dumps(preload)] if preload else []
+        self.proc = subprocess.Popen(
+            [*ZYGOTE_COMMAND, str(fd), *extra],
+            pass_fds=[fd],
+            stdin=subprocess.DEVNULL,
+            env=blas_environment(blas_threads),
+        )
         theirs.close()
+        self._ready = False
+
+    def wait_ready(self) -> None:
+        """Wait until it has imported torch (and loaded what it preloads); CnnbenchError if it never does."""
+        if self._ready:
+            return
         if not _wait_readable(self.control, _STARTUP_TIMEOUT_S):
             self.close()
             raise CnnbenchError(f"the isolated worker did not start within {_STARTUP_TIMEOUT_S:.0f} s")
@@ -137,6 +183,7 @@ class _Zygote:
             raise CnnbenchError(
                 f"the isolated worker did not start ({describe_exit(status)}); see its messages above"
             )
+        self._ready = True
 
     def _ask(self, message: bytes) -> tuple[bytes, list[int]]:
         try:
@@ -152,6 +199,7 @@ class _Zygote:
 
     def fork(self) -> _Worker:
         """A new worker, ready for requests."""
+        self.wait_ready()
         reply, fds = self._ask(b"fork")
         return _Worker(int(reply), socket.socket(fileno=fds[0]))
 
@@ -164,6 +212,9 @@ class _Zygote:
     def close(self) -> int:
         """Stop it (its workers exit when their sockets close or it is gone) and return its exit status."""
         self.control.close()
+        if not self._ready:  # still importing: nothing of it is worth waiting for
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
         try:
             return self.proc.wait(timeout=_CONTROL_TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -212,6 +263,8 @@ class IsolatedRunner:
 
     def __call__(self, variant: Variant | BenchVariant) -> Result:
         """Run one variant in a worker and return its row; never raises for anything the variant does."""
+        from cnnbench.execution.dispatch import error_result
+
         zygote, worker = self._ready_worker()
         start = time.perf_counter()
         request = {

@@ -38,8 +38,10 @@ __all__ = [
     "PoolPlan",
     "WorkerPool",
     "available_cores",
+    "group_checks",
     "parse_workers",
     "plan_pool",
+    "threads_per_worker",
     "visible_accelerators",
 ]
 
@@ -79,6 +81,15 @@ def visible_accelerators() -> int:
         return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
     except RuntimeError:  # a broken driver: no usable GPU
         return 0
+
+
+def threads_per_worker(requested: int | str, threads: int | None = None, cores: int | None = None) -> int:
+    """The intra-op threads of each CPU worker: --threads, else the cores shared out (``auto``: one each)."""
+    if threads is not None:
+        return threads
+    cores = cores if cores is not None else available_cores()
+    count = cores if requested == AUTO else int(requested)
+    return max(1, cores // count)
 
 
 @dataclass(frozen=True)
@@ -137,15 +148,24 @@ def plan_pool(
     else:
         count = cores if requested == AUTO else int(requested)
         pinned = ()
-    per_worker = threads if threads is not None else max(1, cores // count)
+    per_worker = threads_per_worker(count, threads, cores)
     return PoolPlan(count, per_worker, threads or cores, pinned, requested)
+
+
+#: Requests a worker holds at once while it runs checks: the one it runs and the next, already in its socket,
+#: so it never waits for the parent between two checks. A benchmark is never queued behind anything.
+PIPELINE_DEPTH = 2
+#: Most checks handed to a worker at once: the variants of one case stay on one worker (its cached float64
+#: reference, plans and first-call costs serve all of them), up to this many.
+GROUP_SIZE = 64
 
 
 @dataclass
 class _Running:
     variant: AnyVariant
     started: float
-    """time.time() when it was sent (the row's started_at)."""
+    """time.time() when it became the worker's current variant (sent to an idle worker, or the one before it
+    answered); the row's started_at unless the worker reports its own."""
     clock: float
     """time.perf_counter() then (its duration on failure)."""
     deadline: float | None
@@ -156,9 +176,25 @@ class _Slot:
     index: int
     gpu: int | None
     worker: _Worker | None = None
-    running: _Running | None = None
+    running: deque[_Running] = field(default_factory=deque)
+    """Sent and not answered yet, in the order the worker runs them: the first is the one it runs now."""
+    queue: deque[AnyVariant] = field(default_factory=deque)
+    """Checks given to this worker and not sent yet (the rest of its current case)."""
     exclusive: bool = False
     """It runs a benchmark that must have the whole machine to itself."""
+
+
+def group_checks(checks: Iterable[AnyVariant], size: int = GROUP_SIZE) -> deque[deque[AnyVariant]]:
+    """Checks in runs of consecutive variants of one case, at most size each, in order."""
+    groups: deque[deque[AnyVariant]] = deque()
+    last: tuple[str, str] | None = None
+    for v in checks:
+        key = (v.case.file, v.case.id)
+        if key != last or len(groups[-1]) >= size:
+            groups.append(deque())
+            last = key
+        groups[-1].append(v)
+    return groups
 
 
 def _exclusive(variant: AnyVariant, plan: PoolPlan) -> bool:
@@ -186,24 +222,28 @@ class WorkerPool:
     timeout: float | None = None
     max_case_bytes: int | None = None
     max_time_s: float | None = None
+    zygote: _Zygote | None = None
+    """A zygote started ahead (cnnbench.execution.session starts it before loading the case files, so that its
+    torch import overlaps theirs); None: one is started when the first variant is sent."""
     restarts: int = 0
-    """Workers started to replace one that crashed or timed out."""
-    _zygote: _Zygote | None = field(default=None, init=False, repr=False)
+    """Workers started to replace one that crashed, timed out or lost its GPU context."""
     _slots: list[_Slot] = field(default_factory=list, init=False, repr=False)
 
     def _start(self) -> None:
         # Imported here: planning a pool (and refusing a bad --workers) must not import torch.
         from cnnbench.execution.isolation import _Zygote
 
-        if self._zygote is None:
-            self._zygote = _Zygote()
+        if self.zygote is None:
+            self.zygote = _Zygote()
+        self.zygote.wait_ready()
+        if not self._slots:
             gpus: Sequence[int | None] = self.plan.gpus or [None] * self.plan.workers
             self._slots = [_Slot(i, gpu) for i, gpu in enumerate(gpus)]
 
     def _send(self, slot: _Slot, variant: AnyVariant) -> None:
-        assert self._zygote is not None
+        assert self.zygote is not None
         if slot.worker is None:
-            slot.worker = self._zygote.fork()
+            slot.worker = self.zygote.fork()
         from cnnbench.execution.isolation import _WorkerDiedError
 
         is_bench = variant.kind == "bench"
@@ -216,26 +256,46 @@ class WorkerPool:
             "max_time_s": self.max_time_s,
             "cuda_device": slot.gpu,
         }
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
-        slot.running = _Running(variant, time.time(), time.perf_counter(), deadline)
+        # Queued behind another: its clock starts when the one before it is answered (_finish).
+        current = not slot.running
+        deadline = None if self.timeout is None or not current else time.monotonic() + self.timeout
+        slot.running.append(_Running(variant, time.time(), time.perf_counter(), deadline))
         # A worker that died is seen as a closed socket by the next wait.
         with contextlib.suppress(_WorkerDiedError):
             slot.worker.send(request)
 
-    def _dispatch(self, checks: deque[AnyVariant], benches: deque[AnyVariant]) -> None:
-        """Give work to idle workers: checks anywhere; benchmarks only once no check is left, and only where
-        their device has nothing else running."""
-        idle = [s for s in self._slots if s.running is None]
-        busy = len(self._slots) - len(idle)
-        if any(s.exclusive for s in self._slots if s.running is not None):
+    def _refill(self, slot: _Slot, groups: deque[deque[AnyVariant]]) -> bool:
+        """Give an idle worker's queue the next group of checks, or half of the longest queue left; False when
+        no check is left anywhere."""
+        if slot.queue:
+            return True
+        if groups:
+            slot.queue = groups.popleft()
+            return True
+        donor = max(self._slots, key=lambda s: len(s.queue))
+        if len(donor.queue) < 2:
+            return False
+        for _ in range(len(donor.queue) // 2):
+            slot.queue.appendleft(donor.queue.pop())
+        return True
+
+    def _checks_left(self, groups: deque[deque[AnyVariant]]) -> bool:
+        return bool(groups) or any(s.queue for s in self._slots)
+
+    def _dispatch(self, groups: deque[deque[AnyVariant]], benches: deque[AnyVariant]) -> None:
+        """Give work to workers: checks anywhere, a case's checks to one worker, up to PIPELINE_DEPTH sent at a
+        time; benchmarks only once no check is left, and only where their device has nothing else running."""
+        if any(s.exclusive for s in self._slots if s.running):
             return
-        for slot in idle:
-            if checks:
-                self._send(slot, checks.popleft())
-                busy += 1
+        for slot in self._slots:
+            while len(slot.running) < PIPELINE_DEPTH and self._refill(slot, groups):
+                self._send(slot, slot.queue.popleft())
+        if self._checks_left(groups) or not benches:
+            return
+        busy = sum(bool(s.running) for s in self._slots)
+        for slot in self._slots:
+            if slot.running or not benches:
                 continue
-            if not benches:
-                return
             head = benches[0]
             if _exclusive(head, self.plan):
                 if busy == 0:
@@ -244,35 +304,42 @@ class WorkerPool:
             gpu = _gpu_of(head, slot)
             target = next(s for s in self._slots if s.gpu == gpu)
             # Its GPU must be idle: no variant on its worker, nor one elsewhere naming that GPU (cuda:K).
-            if target.running is None and not any(
-                _gpu_of(s.running.variant, s) == gpu for s in self._slots if s.running is not None
+            if not target.running and not any(
+                _gpu_of(r.variant, s) == gpu for s in self._slots for r in s.running
             ):
                 self._send(target, benches.popleft())
                 busy += 1
             if target is not slot:
                 return
 
+    def _lose_worker(self, slot: _Slot) -> None:
+        """Forget a slot's worker (dead, killed or poisoned): what was queued behind its current variant goes back
+        to the front of its queue, for the replacement."""
+        slot.worker = None
+        self.restarts += 1
+        while slot.running:
+            slot.queue.appendleft(slot.running.pop().variant)
+        slot.exclusive = False
+
     def _finish(self, slot: _Slot) -> Result:
-        """The row of the variant a ready (or overdue) worker ran; a dead or overdue worker is replaced."""
+        """The row of the current variant of a ready (or overdue) worker; a dead or overdue worker is replaced."""
         from cnnbench.execution.dispatch import error_result
         from cnnbench.execution.isolation import _ReplyTimeoutError, _WorkerDiedError, describe_exit
 
-        assert self._zygote is not None and slot.worker is not None and slot.running is not None
-        running, worker = slot.running, slot.worker
-        slot.running, slot.exclusive = None, False
+        assert self.zygote is not None and slot.worker is not None and slot.running
+        running, worker = slot.running.popleft(), slot.worker
         elapsed = time.perf_counter() - running.clock
+        reply: dict[str, Any] = {}
         try:
             remaining = None if running.deadline is None else max(0.0, running.deadline - time.monotonic())
             reply = worker.receive(remaining)
         except _WorkerDiedError:
-            slot.worker = None
-            self.restarts += 1
-            result = error_result(running.variant, describe_exit(self._zygote.exit_code(worker)), elapsed)
+            self._lose_worker(slot)
+            result = error_result(running.variant, describe_exit(self.zygote.exit_code(worker)), elapsed)
         except _ReplyTimeoutError:
-            slot.worker = None
-            self.restarts += 1
+            self._lose_worker(slot)
             worker.kill()
-            self._zygote.exit_code(worker)
+            self.zygote.exit_code(worker)
             message = f"timed out after {self.timeout:g} s; the worker running it was killed"
             result = error_result(running.variant, message, elapsed)
         else:
@@ -280,7 +347,18 @@ class WorkerPool:
                 result = error_result(running.variant, str(reply["error"]), elapsed)
             else:
                 result = Result.from_json(reply["result"])
-        result.metrics.update(worker=slot.index, started_at=running.started, ended_at=time.time())
+            if result.metrics.get("context_poisoned"):  # its GPU context is unusable: the rest get a new one
+                self._lose_worker(slot)
+                worker.kill()
+                self.zygote.exit_code(worker)
+        if slot.running:  # the next one, already sent, is the worker's current variant from now on
+            nxt = slot.running[0]
+            nxt.started, nxt.clock = time.time(), time.perf_counter()
+            nxt.deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        else:
+            slot.exclusive = False
+        started, ended = reply.get("started_at", running.started), reply.get("ended_at", time.time())
+        result.metrics.update(worker=slot.index, started_at=started, ended_at=ended)
         return result
 
     def imap(self, variants: Iterable[AnyVariant]) -> Iterator[Result]:
@@ -288,7 +366,7 @@ class WorkerPool:
         from cnnbench import device
         from cnnbench.execution.dispatch import run_variant
 
-        checks: deque[AnyVariant] = deque()
+        checks: list[AnyVariant] = []
         benches: deque[AnyVariant] = deque()
         for v in variants:
             if not device.is_available(v.device):
@@ -299,34 +377,40 @@ class WorkerPool:
             (benches if v.kind == "bench" else checks).append(v)
         if not checks and not benches:
             return  # nothing to run (a resumed run that was complete): no zygote, no torch import
+        groups = group_checks(checks)
+        del checks
         self._start()
         from cnnbench.execution import isolation
 
         while True:
-            self._dispatch(checks, benches)
-            running = [s for s in self._slots if s.running is not None]
+            self._dispatch(groups, benches)
+            running = [s for s in self._slots if s.running]
             if not running:
                 return
-            deadlines = [s.running.deadline for s in running if s.running and s.running.deadline is not None]
+            deadlines = [s.running[0].deadline for s in running if s.running[0].deadline is not None]
             wait = None if not deadlines else max(0.0, min(deadlines) - time.monotonic())
             ready = isolation.wait_readable_any(
                 [s.worker.sock for s in running if s.worker is not None], wait
             )
             now = time.monotonic()
             for slot in running:
-                assert slot.worker is not None and slot.running is not None
-                overdue = slot.running.deadline is not None and slot.running.deadline <= now
-                if slot.worker.sock in ready or overdue:
+                assert slot.worker is not None and slot.running
+                deadline = slot.running[0].deadline
+                if slot.worker.sock in ready or (deadline is not None and deadline <= now):
+                    yield self._finish(slot)
+                # Replies already read with that one: select would not wake for them again.
+                while slot.running and slot.worker is not None and slot.worker.has_reply():
                     yield self._finish(slot)
 
     def close(self, *, kill: bool = False) -> None:
         """Stop every worker (at once with kill) and the zygote."""
         for slot in self._slots:
-            worker, slot.worker, slot.running = slot.worker, None, None
+            worker, slot.worker = slot.worker, None
+            slot.running.clear()
             if worker is not None:
                 if kill:
                     worker.kill()
                 worker.sock.close()
-        zygote, self._zygote = self._zygote, None
+        zygote, self.zygote = self.zygote, None
         if zygote is not None:
             zygote.close()

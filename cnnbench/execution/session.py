@@ -21,6 +21,7 @@ from cnnbench.errors import NothingSelectedError, UsageError
 from cnnbench.execution.resume import Resume
 
 if TYPE_CHECKING:
+    from cnnbench.execution.isolation import _Zygote
     from cnnbench.execution.pool import PoolPlan, WorkerPool
 from cnnbench.execution.shard import parse_shard, take_shard
 from cnnbench.store.result import Result
@@ -235,6 +236,32 @@ class RunSession:
 
             err = make_console(stderr=True)
         self.err = err
+        self.zygote: _Zygote | None = None
+        if options.workers is not None:
+            from cnnbench.execution.isolation import _Zygote
+
+            # Started first, without waiting: its torch import and its own load of the case files (which every
+            # worker forked from it inherits) run beside this process's load, torch import and environment
+            # capture, instead of after them. Refused input kills it unused.
+            preload = {
+                "paths": list(options.paths),
+                "max_case_bytes": options.max_case_bytes,
+                "max_time_s": options.max_time_per_case,
+            }
+            from cnnbench.execution.pool import threads_per_worker
+
+            assert options.workers is not None
+            blas = threads_per_worker(options.workers, options.threads)
+            self.zygote = _Zygote(preload=preload, blas_threads=blas)
+        try:
+            self._select()
+        except BaseException:
+            if self.zygote is not None:
+                self.zygote.close()
+            raise
+
+    def _select(self) -> None:
+        options = self.options
         # Case files are loaded (and refused) before torch is imported, so a malformed one fails fast.
         variants, case_ids = load_variants(
             options.paths,
@@ -299,7 +326,7 @@ class RunSession:
             from cnnbench.execution.pool import WorkerPool
 
             o = self.options
-            return WorkerPool(self.pool, o.timeout, o.max_case_bytes, o.max_time_per_case)
+            return WorkerPool(self.pool, o.timeout, o.max_case_bytes, o.max_time_per_case, zygote=self.zygote)
         if not self.options.isolate:
             from cnnbench.execution.dispatch import run_variant
 

@@ -1,4 +1,5 @@
-"""Isolated workers: ``python -m cnnbench.execution.worker FD`` imports torch once, then forks a worker per request.
+"""Isolated workers: ``python -m cnnbench.execution.worker FD [PRELOAD]`` imports torch once, then forks a worker per
+request.
 
 Started by cnnbench.execution.isolation, which owns the other end of the control socket FD (a SOCK_SEQPACKET pair).
 This process, the zygote, never runs a variant: it only imports torch and cnnbench (no threads, no CUDA yet),
@@ -14,7 +15,11 @@ run_variant returns, so isolated rows equal in-process ones::
 
     in:  {"file": "cases/x.yaml", "variant": "case[cpu-float32]", "max_case_bytes": 1073741824,
           "threads": 2, "max_time_s": null, "cuda_device": null}
-    out: {"result": {...Result columns...}}   or   {"error": "why the variant could not be run"}
+    out: {"result": {...Result columns...}, "started_at": T0, "ended_at": T1}   (time.time() around the run)
+         or   {"error": "why the variant could not be run"}
+
+PRELOAD, optional: JSON {"paths": [...], "max_case_bytes": N, "max_time_s": S}, case files the zygote loads
+before its first fork (a pool's run), so that no worker parses them again.
 """
 
 from __future__ import annotations
@@ -27,6 +32,10 @@ import sys
 import threading
 import time
 import traceback
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cnnbench.casefile.variants import BenchVariant, Variant
 
 __all__ = ["main", "serve"]
 
@@ -46,12 +55,12 @@ def _watch_parent(parent: int) -> None:
 def serve(channel: socket.socket) -> int:
     """Run the variants sent over channel until it closes; return the exit status."""
     from cnnbench.casefile.load import load_file
-    from cnnbench.casefile.variants import BenchVariant, Variant, expand, expand_benchmarks
+    from cnnbench.casefile.variants import expand, expand_benchmarks
     from cnnbench.errors import CnnbenchError
     from cnnbench.execution import dispatch
 
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
-    files: dict[tuple[str, int | None, float | None], dict[str, Variant | BenchVariant]] = {}
+    files = _FILES  # what the zygote preloaded, inherited through the fork
     pinned: int | None = None
     with (
         channel.makefile("r", encoding="utf-8") as requests,
@@ -87,13 +96,42 @@ def serve(channel: socket.socket) -> int:
             except CnnbenchError as exc:
                 reply = {"error": f"the worker could not load the variant: {exc}"}
             else:
-                reply = {"result": dispatch.run_variant(variant).to_json()}
+                started = time.time()
+                row = dispatch.run_variant(variant).to_json()
+                reply = {"result": row, "started_at": started, "ended_at": time.time()}
             try:
                 replies.write(json.dumps(reply, allow_nan=True) + "\n")
                 replies.flush()
             except OSError:  # the parent is gone (killed, or stopped the run): nobody to answer
                 return 0
     return 0
+
+
+#: Each case file's variants by id, keyed by (file, max_case_bytes, max_time_s): filled by the zygote's preload
+#: and by each worker as requests name files it has not loaded.
+_FILES: dict[tuple[str, int | None, float | None], dict[str, Variant | BenchVariant]] = {}
+
+
+def _preload(spec: dict[str, object]) -> None:
+    """Load the case files of a run in the zygote, before any fork: each worker then finds them parsed (shared
+    copy-on-write) instead of parsing every file again. Anything wrong with them is left to the parent (which
+    refuses the run) or to the worker that is sent the file (an error row)."""
+    from cnnbench.casefile.load import load_suite
+    from cnnbench.casefile.variants import expand, expand_benchmarks
+
+    paths, budget, max_time_s = spec.get("paths"), spec.get("max_case_bytes"), spec.get("max_time_s")
+    if not isinstance(paths, list):
+        return
+    budget = budget if isinstance(budget, int) else None
+    max_time_s = float(max_time_s) if isinstance(max_time_s, int | float) else None
+    try:
+        suite = load_suite([str(p) for p in paths], max_case_bytes=budget)
+    except Exception:  # never the zygote's to report: see above
+        return
+    found: list[Variant | BenchVariant] = [*expand(suite.cases)]
+    found += expand_benchmarks(suite.benchmarks, max_time_s)
+    for v in found:
+        _FILES.setdefault((v.case.file, budget, max_time_s), {})[v.id] = v
 
 
 def _fork_worker(control: socket.socket) -> None:
@@ -125,9 +163,21 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout = sys.stderr
     # Ctrl-C reaches the whole process group; the parent decides what it means and stops the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import cnnbench.execution.dispatch  # noqa: F401  (torch and every op: what each fork would otherwise import again)
+    # What each fork would otherwise import again: torch and every op, the float64 references (imported on a
+    # check's first use), and torch._dynamo (with sympy and torch.distributed, about a second), which the first
+    # call of any torch function behind torch._disable_dynamo imports, the optimizers' among them.
+    import torch._dynamo
 
-    control.send(b"ready")
+    import cnnbench.execution.dispatch
+    import cnnbench.numerics.reference
+
+    del torch, cnnbench
+    if len(args) > 1:
+        _preload(json.loads(args[1]))
+    try:
+        control.send(b"ready")
+    except OSError:  # the parent gave up on it while it was importing
+        os._exit(0)
     while message := control.recv(4096):
         if message == b"fork":
             _fork_worker(control)
@@ -137,7 +187,10 @@ def main(argv: list[str] | None = None) -> int:
                 control.send(str(os.waitstatus_to_exitcode(status)).encode())
             except (ChildProcessError, ValueError):
                 control.send(b"unknown")
-    return 0
+    # The parent closed the control socket: nothing is left to flush but stderr. os._exit skips the ~1 s of
+    # tearing torch down that the parent would wait for on every run.
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

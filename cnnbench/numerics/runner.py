@@ -83,7 +83,7 @@ class _Call:
             keywords = tensor_kwargs(spec.args, dtype, device)
             self.fn = functools.partial(resolve_op(spec.op), **args, **keywords)
             return
-        torch.manual_seed(spec.seed)
+        device_module.seed_parameters(spec.seed, device)
         if spec.layers is not None:
             module: nn.Module = build_layers(spec.layers)
         else:

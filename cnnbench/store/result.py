@@ -6,7 +6,7 @@ import functools
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 __all__ = [
@@ -77,8 +77,9 @@ class Result:
     """Warnings raised while the variant ran ("Category: message"), captured instead of printed."""
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict of every column."""
-        return asdict(self)
+        """A JSON-ready dict of every column, in column order (the row's own lists and dicts, not copies:
+        dataclasses.asdict deep-copied them, the largest per-row cost of storing a run)."""
+        return {name: getattr(self, name) for name in _column_order()}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Result:
@@ -103,6 +104,11 @@ _SHARED = ("file", "target", "device", "dtype", "status", "kind", "source", "rea
 @functools.cache
 def _field_names() -> frozenset[str]:
     return frozenset(f.name for f in fields(Result))
+
+
+@functools.cache
+def _column_order() -> tuple[str, ...]:
+    return tuple(f.name for f in fields(Result))
 
 
 def _migrate_0_to_1(row: dict[str, Any]) -> None:

@@ -168,6 +168,8 @@ def test_a_hung_variant_times_out_and_the_others_finish(
         pool.close()
     assert rows["conv[cpu-float32]"].message == "timed out after 3 s; the worker running it was killed"
     assert sum(r.status == "passed" for r in rows.values()) >= 5
+    # The variant queued behind the hung one on its worker ran on in the replacement.
+    assert rows["conv[cpu-float64]"].status == "passed"
     # The other worker went on while one hung: rows finished before the hung one was given up.
     hung = rows["conv[cpu-float32]"]
     assert any(r.metrics["ended_at"] < hung.metrics["ended_at"] - 1 for r in rows.values() if r is not hung)
@@ -334,16 +336,17 @@ def test_gpu_benchmarks_wait_for_their_own_gpu_to_be_idle() -> None:
     sent: list[tuple[int, str]] = []
 
     def send(slot: Any, variant: Any) -> None:
-        slot.running = _Running(variant, 0.0, 0.0, None)
+        slot.running.append(_Running(variant, 0.0, 0.0, None))
         slot.exclusive = variant.kind == "bench" and variant.device == "cpu"
         sent.append((slot.index, variant.id))
 
     pool._send = send  # type: ignore[method-assign]
 
     def finish(index: int) -> None:
-        pool._slots[index].running, pool._slots[index].exclusive = None, False
+        pool._slots[index].running.clear()
+        pool._slots[index].exclusive = False
 
-    checks = deque([v("c-on-gpu1", "cuda:1")])
+    checks = deque([deque([v("c-on-gpu1", "cuda:1")])])
     benches = deque(
         [v("b-gpu0", "cuda", "bench"), v("b-gpu1", "cuda:1", "bench"), v("b-cpu", "cpu", "bench")]
     )
@@ -359,3 +362,108 @@ def test_gpu_benchmarks_wait_for_their_own_gpu_to_be_idle() -> None:
     finish(0)
     pool._dispatch(checks, benches)
     assert sent[3] == (0, "b-cpu") and not benches
+
+
+def test_a_poisoned_gpu_context_gets_a_new_worker_for_what_was_queued_behind_it(
+    write_case: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row that says its worker's GPU context is unusable retires the worker: the variants already sent to it
+    (the rest of its case) run in a replacement, not in the poisoned process."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(FAULTS_DIR), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("CNNBENCH_TEST_FAULTS", "conv[cpu-float32]=poison")
+    variants = _variants(write_case(MIXED))
+    pool = WorkerPool(plan_pool(1, variants, cores=2))
+    try:
+        rows = {r.variant_id: r for r in pool.imap(variants)}
+    finally:
+        pool.close()
+    assert rows["conv[cpu-float32]"].metrics["context_poisoned"] is True
+    assert pool.restarts == 1
+    assert len(rows) == len(variants)
+    assert rows["conv[cpu-float64]"].status == "passed"
+    assert "context_poisoned" not in rows["conv[cpu-float64]"].metrics
+
+
+def test_checks_are_grouped_by_case_and_split_at_the_group_size(write_case: Callable[..., Path]) -> None:
+    """A case's variants go to one worker together (its cached reference serves them all), at most
+    GROUP_SIZE at a time, in order."""
+    from cnnbench.execution.pool import group_checks
+
+    variants = [v for v in _variants(write_case(MIXED)) if v.kind == "check"]
+    groups = group_checks(variants)
+    assert [[v.id for v in g] for g in groups][:2] == [
+        ["conv[cpu-float32]", "conv[cpu-float64]"],
+        ["mean[cpu-float32]", "mean[cpu-float64]"],
+    ]
+    assert [v for g in groups for v in g] == variants
+    small = group_checks(variants, size=1)
+    assert all(len(g) == 1 for g in small) and len(small) == len(variants)
+
+
+def test_an_idle_worker_takes_half_of_the_longest_queue_when_no_group_is_left() -> None:
+    from collections import deque
+
+    from cnnbench.execution.pool import PoolPlan, _Slot
+
+    pool = WorkerPool(PoolPlan(2, 1, 2))
+    pool._slots = [_Slot(0, None), _Slot(1, None)]
+    pool._slots[0].queue = deque(["a", "b", "c", "d", "e"])  # type: ignore[list-item]
+    assert pool._refill(pool._slots[1], deque())
+    assert list(pool._slots[0].queue) == ["a", "b", "c"] and list(pool._slots[1].queue) == ["d", "e"]
+    pool._slots[0].queue = deque(["a"])  # type: ignore[list-item]
+    pool._slots[1].queue.clear()
+    assert not pool._refill(pool._slots[1], deque())  # one left: its own worker runs it
+
+
+def test_the_zygote_preloads_the_case_files_for_its_workers(
+    write_case: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cnnbench.execution import worker
+
+    path = write_case(MIXED)
+    monkeypatch.setattr(worker, "_FILES", {})
+    worker._preload({"paths": [str(path)], "max_case_bytes": None, "max_time_s": None})
+    ((key, found),) = worker._FILES.items()
+    assert key == (str(path), None, None)
+    assert set(found) == {v.id for v in _variants(path)}
+    worker._preload({"paths": [str(path.parent / "missing.yaml")]})  # refused input is the parent's to report
+    assert len(worker._FILES) == 1
+
+
+def test_workers_cap_numpys_blas_threads_at_their_share_of_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cnnbench.execution.isolation import BLAS_THREAD_VARIABLES, blas_environment
+    from cnnbench.execution.pool import threads_per_worker
+
+    for name in BLAS_THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "7")  # the user's own setting is kept
+    env = blas_environment(threads_per_worker(2, cores=8))
+    assert env is not None
+    assert (env["OPENBLAS_NUM_THREADS"], env["OMP_NUM_THREADS"], env["MKL_NUM_THREADS"]) == ("4", "4", "7")
+    assert blas_environment(None) is None
+    assert threads_per_worker(AUTO, cores=8) == 1 and threads_per_worker(3, threads=5, cores=8) == 5
+
+
+def test_refused_case_files_stop_the_zygote_started_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The zygote starts before the case files are loaded; when they are refused it is killed, not left."""
+    from cnnbench.errors import CnnbenchError
+    from cnnbench.execution import isolation
+    from cnnbench.execution.session import RunOptions, RunSession
+
+    started: list[Any] = []
+    real = isolation._Zygote
+
+    class Recorded(real):  # type: ignore[misc,valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(isolation, "_Zygote", Recorded)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("cases:\n  - id: x\n    op: no_such_op\n", encoding="utf-8")
+    with pytest.raises(CnnbenchError):
+        RunSession(RunOptions(paths=(str(bad),), workers=2), None)
+    assert len(started) == 1
+    assert started[0].proc.wait(timeout=30) is not None

@@ -2,7 +2,8 @@
 
 Python imports this module at start-up when tests/faults is on PYTHONPATH (tests/execution/test_isolation.py sets it
 for the processes it starts). It acts only in a ``python -m cnnbench.execution.worker`` process and only when
-CNNBENCH_TEST_FAULTS is set, e.g. ``a[cpu-float32]=segv;b[cpu-float32]=hang``. Nothing in cnnbench reads that
+CNNBENCH_TEST_FAULTS is set, e.g. ``a[cpu-float32]=segv;b[cpu-float32]=hang`` (segv, abort, oom, hang, exit, or
+poison: the row says its GPU context is unusable). Nothing in cnnbench reads that
 variable: no case file and no production setting can trigger a fault.
 """
 
@@ -39,8 +40,13 @@ if _FAULTS and "cnnbench.execution.worker" in sys.orig_argv:
     _run_variant = cnnbench.execution.dispatch.run_variant
 
     def _faulty_run_variant(variant):  # type: ignore[no-untyped-def]
-        if variant.id in _FAULTS:
-            _fault(_FAULTS[variant.id])
+        kind = _FAULTS.get(variant.id)
+        if kind == "poison":  # the row of a GPU error that left the worker's context unusable
+            row = _run_variant(variant)
+            row.metrics["context_poisoned"] = True
+            return row
+        if kind is not None:
+            _fault(kind)
         return _run_variant(variant)
 
     cnnbench.execution.dispatch.run_variant = _faulty_run_variant

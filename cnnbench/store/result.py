@@ -88,6 +88,16 @@ class Result:
         The few values most rows share (file, target, device, dtype, status, kind) are interned, so a run of a
         million rows holds one copy of each instead of a million.
         """
+        order = _column_order()
+        if tuple(data) == order:
+            # A row this schema wrote (every column, in column order): built positionally, which is about twice
+            # as fast as by keyword; what loading a stored run of many rows mostly costs.
+            values = list(data.values())
+            for i in _shared_positions():
+                value = values[i]
+                if type(value) is str:
+                    values[i] = sys.intern(value)
+            return cls(*values)
         known = _field_names()
         row = data if data.keys() <= known else {k: v for k, v in data.items() if k in known}
         for name in _SHARED:
@@ -109,6 +119,12 @@ def _field_names() -> frozenset[str]:
 @functools.cache
 def _column_order() -> tuple[str, ...]:
     return tuple(f.name for f in fields(Result))
+
+
+@functools.cache
+def _shared_positions() -> tuple[int, ...]:
+    order = _column_order()
+    return tuple(order.index(name) for name in _SHARED)
 
 
 def _migrate_0_to_1(row: dict[str, Any]) -> None:

@@ -1,5 +1,5 @@
 """``python -m cnnbench``: the same command line as the ``cnnbench`` script."""
 
-from cnnbench.cli import main
+from cnnbench.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.markup import escape
@@ -166,7 +167,6 @@ def cmd_run(
     from cnnbench.execution.interrupt import exit_status
     from cnnbench.execution.resume import load_resume
     from cnnbench.execution.session import RunSession
-    from cnnbench.report.console import print_console
     from cnnbench.store.result import FAILING, nothing_ran
 
     if resume is not None and (paths or keyword or devices or dtypes or shard or kind != "all"):
@@ -194,6 +194,9 @@ def cmd_run(
     out = out or _console()
     session = RunSession(options, _store(reports) if save or stored else None, resume=stored)
     outcome = session.run()
+    # Imported only now (pandas, about 0.3 s): a pool's zygote is started above, as early as it can be.
+    from cnnbench.report.console import print_console
+
     print_console(outcome.run, out, verbose=verbose)
     where = f" · saved to {outcome.run.path}" if outcome.saved else ""
     summary = f"{outcome.ran} variants of {outcome.cases} cases in {outcome.elapsed_s:.2f}s{where}"
@@ -516,5 +519,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
+def entry() -> NoReturn:
+    """The ``cnnbench`` command (and ``python -m cnnbench``): main(), then, once stdout and stderr are flushed,
+    an immediate exit with its status.
+
+    Everything a command writes is closed by the command itself (stored rows are flushed as each finishes, the
+    run's writer and every report file are closed before main returns), so what the interpreter's own exit would
+    add is tearing torch down: about 0.5 s of every run, and a hang on some CUDA drivers. A bug's traceback
+    still goes the ordinary way (main raised)."""
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe (`| head`): nothing left to say
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    entry()

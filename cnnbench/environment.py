@@ -10,8 +10,17 @@ import socket
 import sys
 from typing import Any
 
-__all__ = ["NUMERICS_ENV_VARS", "available_devices", "capture_environment", "cpu_model", "device_available"]
+__all__ = [
+    "FP32_PRECISION_ENV",
+    "NUMERICS_ENV_VARS",
+    "available_devices",
+    "capture_environment",
+    "cpu_model",
+    "device_available",
+]
 
+#: Set by ``cnnbench run --fp32-precision``, so isolated and pool workers pin the same flags as the parent.
+FP32_PRECISION_ENV = "CNNBENCH_FP32_PRECISION"
 #: Environment variables that change threads, kernels or numerics; recorded when set.
 NUMERICS_ENV_VARS = (
     "OMP_NUM_THREADS",

@@ -9,7 +9,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from repo import REPO
+
+from cnnbench.store.run import RunStore
 
 CASES = """
 defaults:
@@ -147,6 +150,32 @@ def test_python_m_and_console_script_agree(tmp_path: Path) -> None:
     for cmd in ([sys.executable, "-m", "cnnbench", "--version"], [str(script), "--version"]):
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, check=True)
         assert proc.stdout.startswith("cnnbench ")
+
+
+def test_the_command_exits_at_once_yet_writes_everything(
+    write_case: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command skips the interpreter's teardown (cli.entry: os._exit once stdout and stderr are flushed): its
+    exit status, a report longer than a pipe's buffer, and the stored run are all there, the same as main's."""
+    from cnnbench.cli import main
+
+    many = "".join(
+        f"  - id: relu{i}\n    op: relu\n    inputs: {{input: [[-1.0, {i}.0]]}}\n    expect: {{output: [[0.0, {i}.0]]}}\n"
+        for i in range(150)
+    )
+    write_case(CASES + many, "cases/a.yaml")
+    proc = cnnbench("run", "cases/", "--reports", "r", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    stored = RunStore(tmp_path / "r").load(None)
+    assert stored.complete and len(stored.results) == stored.meta["variants_selected"] > 300
+    report = cnnbench("report", "--reports", "r", "--format", "json", cwd=tmp_path)
+    assert report.returncode == 0
+    assert len(report.stdout) > 65536  # more than a pipe holds: written through, not cut at the exit
+    capsys.readouterr()
+    assert main(["report", "--reports", str(tmp_path / "r"), "--format", "json"]) == 0
+    assert json.loads(report.stdout) == json.loads(capsys.readouterr().out)
+    failed = cnnbench("run", "cases/", "-k", "no-such-case", cwd=tmp_path)
+    assert failed.returncode == 5 and "no variants selected" in failed.stderr
 
 
 def test_schema_is_json_schema() -> None:

@@ -4,8 +4,10 @@ A worker is a persistent process that runs variants one at a time (its CUDA cont
 when it dies or overruns its time it is killed, the variant gets an ``error`` row naming the signal or the
 timeout, and the next variant gets a new worker. Workers are forked from a zygote (``python -m
 cnnbench.execution.worker``, see there for the protocols) that imported torch once, so a restart takes milliseconds,
-not the seconds of importing torch again. Requests and replies are JSON lines: no pickle crosses a process
-boundary, and no parent ``__main__`` is re-imported (multiprocessing's spawn would re-run the CLI). The worker's
+not the seconds of importing torch again. Requests and replies are JSON lines: a worker never sends a pickle and
+the parent never unpickles anything; the one pickle is the parent's own parsed case files handed down to a pool's
+zygote (``_Zygote.preload``), the way a fork would hand them down. No parent ``__main__`` is re-imported
+(multiprocessing's spawn would re-run the CLI). The worker's
 exit status comes from the zygote, which is its parent: negative numbers are signals. POSIX only (fork,
 SCM_RIGHTS, select).
 """
@@ -15,12 +17,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import select
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -153,28 +158,61 @@ class _Zygote:
     """The process that imported torch once and forks workers on request; their exit codes come from it.
 
     Started at construction without waiting for it (``wait_ready`` waits), so that its torch import runs while
-    the parent does something else. preload: case files the zygote loads after importing torch, so that every
-    worker forked from it finds them parsed ({"paths": [...], "max_case_bytes": N, "max_time_s": S}, the
-    parent's own selection and budget).
+    the parent does something else. With preload=True it waits, once imported, for the parent's own parsed case
+    files (``preload``), so that every worker forked from it finds them parsed instead of parsing them again.
+    env: variables set in its environment (and so in every worker's) on top of the parent's.
     """
 
-    def __init__(self, preload: dict[str, Any] | None = None, *, blas_threads: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        preload: bool = False,
+        blas_threads: int | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         fd = theirs.fileno()
-        extra = [json.dumps(preload)] if preload else []
+        environment = blas_environment(blas_threads)
+        if env:
+            environment = {**(environment if environment is not None else os.environ), **env}
         self.proc = subprocess.Popen(
-            [*ZYGOTE_COMMAND, str(fd), *extra],
+            [*ZYGOTE_COMMAND, str(fd), *(["--preload"] if preload else [])],
             pass_fds=[fd],
             stdin=subprocess.DEVNULL,
-            env=blas_environment(blas_threads),
+            env=environment,
         )
         theirs.close()
         self._ready = False
+        self._preload_pending = preload
+
+    def preload(self, variants: Iterable[Variant | BenchVariant], key: Callable[[str], Hashable]) -> None:
+        """Hand the zygote the parsed variants, by key(file) and id (cnnbench.execution.worker's cache), through
+        an unlinked temporary file whose descriptor goes over the control socket. Pickled: these are this
+        process's own objects, going to its own child, never a case file's bytes or a worker's reply. Sent
+        while the zygote is still importing torch; a zygote that is gone by now is left to wait_ready."""
+        if not self._preload_pending:
+            return
+        self._preload_pending = False
+        files: dict[Hashable, dict[str, Variant | BenchVariant]] = {}
+        for v in variants:
+            files.setdefault(key(v.case.file), {})[v.id] = v
+        with tempfile.TemporaryFile() as f:
+            pickle.dump(files, f, protocol=pickle.HIGHEST_PROTOCOL)
+            f.flush()
+            with contextlib.suppress(OSError):
+                socket.send_fds(self.control, [b"preload"], [f.fileno()])
+
+    def _skip_preload(self) -> None:
+        if self._preload_pending:
+            self._preload_pending = False
+            with contextlib.suppress(OSError):
+                self.control.send(b"nopreload")
 
     def wait_ready(self) -> None:
         """Wait until it has imported torch (and loaded what it preloads); CnnbenchError if it never does."""
         if self._ready:
             return
+        self._skip_preload()  # a zygote waiting for files that never come would never be ready
         if not _wait_readable(self.control, _STARTUP_TIMEOUT_S):
             self.close()
             raise CnnbenchError(f"the isolated worker did not start within {_STARTUP_TIMEOUT_S:.0f} s")

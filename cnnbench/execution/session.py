@@ -152,7 +152,7 @@ def _pin_fp32_precision(mode: str | None) -> Callable[[], None]:
     if mode in (None, "default"):
         return lambda: None
     from cnnbench import device
-    from cnnbench.numerics.precision import FP32_PRECISION_ENV
+    from cnnbench.environment import FP32_PRECISION_ENV
 
     saved_env, saved_flags = os.environ.get(FP32_PRECISION_ENV), device._current_flags()
     os.environ[FP32_PRECISION_ENV] = str(mode)
@@ -238,21 +238,19 @@ class RunSession:
         self.err = err
         self.zygote: _Zygote | None = None
         if options.workers is not None:
+            from cnnbench.environment import FP32_PRECISION_ENV
             from cnnbench.execution.isolation import _Zygote
 
-            # Started first, without waiting: its torch import and its own load of the case files (which every
-            # worker forked from it inherits) run beside this process's load, torch import and environment
-            # capture, instead of after them. Refused input kills it unused.
-            preload = {
-                "paths": list(options.paths),
-                "max_case_bytes": options.max_case_bytes,
-                "max_time_s": options.max_time_per_case,
-            }
+            # Started first, without waiting: its torch import runs beside this process's load of the case files,
+            # which it is then handed parsed (every worker forked from it inherits them). Refused input kills it
+            # unused. The run's --fp32-precision reaches the workers through its environment.
             from cnnbench.execution.pool import threads_per_worker
 
             assert options.workers is not None
             blas = threads_per_worker(options.workers, options.threads)
-            self.zygote = _Zygote(preload=preload, blas_threads=blas)
+            pin = options.fp32_precision
+            env = {FP32_PRECISION_ENV: pin} if pin not in (None, "default") else None
+            self.zygote = _Zygote(preload=True, blas_threads=blas, env=env)
         try:
             self._select()
         except BaseException:
@@ -282,6 +280,12 @@ class RunSession:
             variants = take_shard(variants, parse_shard(options.shard))
         self.variants = variants
         self.case_ids = case_ids
+        if self.zygote is not None:
+            # As soon as they are selected: the zygote is still importing torch, and this process has yet to.
+            from cnnbench.execution.worker import cache_key
+
+            budget, max_time_s = options.max_case_bytes, options.max_time_per_case
+            self.zygote.preload(variants, lambda file: cache_key(file, budget, max_time_s))
         self.pool: PoolPlan | None = None
         if options.workers is not None:
             from cnnbench.execution.pool import plan_pool

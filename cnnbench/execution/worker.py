@@ -1,4 +1,4 @@
-"""Isolated workers: ``python -m cnnbench.execution.worker FD [PRELOAD]`` imports torch once, then forks a worker per
+"""Isolated workers: ``python -m cnnbench.execution.worker FD [--preload]`` imports torch once, then forks a worker per
 request.
 
 Started by cnnbench.execution.isolation, which owns the other end of the control socket FD (a SOCK_SEQPACKET pair).
@@ -18,8 +18,8 @@ run_variant returns, so isolated rows equal in-process ones::
     out: {"result": {...Result columns...}, "started_at": T0, "ended_at": T1}   (time.time() around the run)
          or   {"error": "why the variant could not be run"}
 
-PRELOAD, optional: JSON {"paths": [...], "max_case_bytes": N, "max_time_s": S}, case files the zygote loads
-before its first fork (a pool's run), so that no worker parses them again.
+``--preload``, optional (a pool's run): before saying ready, the zygote takes the parent's parsed case files
+(``preload`` with a file descriptor attached, or ``nopreload``), so that no worker parses them again.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from cnnbench.casefile.variants import BenchVariant, Variant
 
-__all__ = ["main", "serve"]
+__all__ = ["cache_key", "main", "serve"]
 
 #: How often a worker checks that its zygote is alive (a zygote whose parent died exits, and so do its workers).
 _PARENT_POLL_S = 1.0
@@ -82,7 +82,7 @@ def serve(channel: socket.socket) -> int:
                 torch.cuda.set_device(pinned)
             reply: dict[str, object]
             try:
-                key = (file, budget, max_time_s)
+                key = cache_key(file, budget, max_time_s)
                 if key not in files:
                     loaded = load_file(file, max_case_bytes=budget)
                     found: list[Variant | BenchVariant] = [*expand(loaded.cases)]
@@ -107,31 +107,34 @@ def serve(channel: socket.socket) -> int:
     return 0
 
 
-#: Each case file's variants by id, keyed by (file, max_case_bytes, max_time_s): filled by the zygote's preload
-#: and by each worker as requests name files it has not loaded.
+#: Each case file's variants by id, keyed by (file, max_case_bytes, max_time_s) (``cache_key``): filled by the
+#: zygote's preload and by each worker as requests name files it has not loaded.
 _FILES: dict[tuple[str, int | None, float | None], dict[str, Variant | BenchVariant]] = {}
 
 
-def _preload(spec: dict[str, object]) -> None:
-    """Load the case files of a run in the zygote, before any fork: each worker then finds them parsed (shared
-    copy-on-write) instead of parsing every file again. Anything wrong with them is left to the parent (which
-    refuses the run) or to the worker that is sent the file (an error row)."""
-    from cnnbench.casefile.load import load_suite
-    from cnnbench.casefile.variants import expand, expand_benchmarks
+def _preload(control: socket.socket) -> None:
+    """Take the parent's parsed case files (``_Zygote.preload``: a pickle in a file whose descriptor comes over
+    the control socket) into the cache every worker forked from here inherits; "nopreload" leaves it empty, and
+    a parent that closed the socket (it refused the run's input) ends the zygote."""
+    message, fds, _, _ = socket.recv_fds(control, 64, 1)
+    if not message:
+        os._exit(0)
+    if message == b"preload" and fds:
+        import pickle
 
-    paths, budget, max_time_s = spec.get("paths"), spec.get("max_case_bytes"), spec.get("max_time_s")
-    if not isinstance(paths, list):
-        return
-    budget = budget if isinstance(budget, int) else None
-    max_time_s = float(max_time_s) if isinstance(max_time_s, int | float) else None
-    try:
-        suite = load_suite([str(p) for p in paths], max_case_bytes=budget)
-    except Exception:  # never the zygote's to report: see above
-        return
-    found: list[Variant | BenchVariant] = [*expand(suite.cases)]
-    found += expand_benchmarks(suite.benchmarks, max_time_s)
-    for v in found:
-        _FILES.setdefault((v.case.file, budget, max_time_s), {})[v.id] = v
+        with os.fdopen(fds[0], "rb") as f:
+            f.seek(0)
+            _FILES.update(pickle.load(f))
+    else:
+        for fd in fds:
+            os.close(fd)
+
+
+def cache_key(
+    file: str, max_case_bytes: int | None, max_time_s: float | None
+) -> tuple[str, int | None, float | None]:
+    """Where a worker looks a request's variant up: its file, under the budget and time limit it names."""
+    return (file, max_case_bytes, max_time_s)
 
 
 def _fork_worker(control: socket.socket) -> None:
@@ -172,8 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     import cnnbench.numerics.reference
 
     del torch, cnnbench
-    if len(args) > 1:
-        _preload(json.loads(args[1]))
+    if "--preload" in args[1:]:
+        _preload(control)
     try:
         control.send(b"ready")
     except OSError:  # the parent gave up on it while it was importing

@@ -8,14 +8,12 @@ import os
 from cnnbench import device as device_module
 from cnnbench.casefile.format import CaseSpec
 from cnnbench.casefile.variants import Variant
+from cnnbench.environment import FP32_PRECISION_ENV
 from cnnbench.ops.catalog import module_op
 from cnnbench.ops.lowering import lower_module
 from cnnbench.ops.precision import MathKind, math_kind, math_kind_of
 
 __all__ = ["FP32_PRECISION_ENV", "case_math_kind", "pin_for", "run_pin", "variant_compute_precision"]
-
-#: Set by ``cnnbench run --fp32-precision``, so isolated workers pin the same flags as the parent.
-FP32_PRECISION_ENV = "CNNBENCH_FP32_PRECISION"
 
 
 def case_math_kind(spec: CaseSpec) -> MathKind:

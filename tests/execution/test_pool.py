@@ -415,19 +415,73 @@ def test_an_idle_worker_takes_half_of_the_longest_queue_when_no_group_is_left() 
     assert not pool._refill(pool._slots[1], deque())  # one left: its own worker runs it
 
 
-def test_the_zygote_preloads_the_case_files_for_its_workers(
+def test_the_zygote_is_handed_the_parents_parsed_case_files(
     write_case: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cnnbench.execution import worker
+    """The parent's parsed variants reach the zygote's cache (keyed as a worker looks them up) through a file
+    descriptor sent over the control socket; "nopreload" leaves it empty; a closed socket ends the zygote."""
+    import socket
+
+    from cnnbench.execution import isolation, worker
 
     path = write_case(MIXED)
+    variants = _variants(path)
     monkeypatch.setattr(worker, "_FILES", {})
-    worker._preload({"paths": [str(path)], "max_case_bytes": None, "max_time_s": None})
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    zygote = object.__new__(isolation._Zygote)
+    zygote.control, zygote._preload_pending = ours, True
+    zygote.preload(variants, lambda file: worker.cache_key(file, 123, None))
+    zygote.preload(variants, lambda file: ("sent", "twice"))  # only the first is sent
+    worker._preload(theirs)
     ((key, found),) = worker._FILES.items()
-    assert key == (str(path), None, None)
-    assert set(found) == {v.id for v in _variants(path)}
-    worker._preload({"paths": [str(path.parent / "missing.yaml")]})  # refused input is the parent's to report
+    assert key == (str(path), 123, None)
+    assert {k: v.id for k, v in found.items()} == {v.id: v.id for v in variants}
+    assert found[variants[0].id] == variants[0] and found[variants[0].id] is not variants[0]
+    zygote._preload_pending = True
+    zygote._skip_preload()
+    worker._preload(theirs)
     assert len(worker._FILES) == 1
+    exits: list[int] = []
+    monkeypatch.setattr(worker.os, "_exit", exits.append)
+    ours.close()
+    worker._preload(theirs)
+    assert exits == [0]
+    theirs.close()
+
+
+def test_a_pool_hands_its_zygote_the_selection_and_the_fp32_pin(
+    write_case: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--workers: the zygote is started to wait for the preload, with --fp32-precision in its environment (it
+    starts before the parent pins its own flags, so it would not inherit the pin), and is handed the selected
+    variants under the budget and time limit the pool's requests name."""
+    from cnnbench.environment import FP32_PRECISION_ENV
+    from cnnbench.execution import isolation
+    from cnnbench.execution.session import RunOptions, RunSession
+
+    seen: dict[str, Any] = {}
+
+    class Recorded:
+        def __init__(self, **kwargs: Any) -> None:
+            seen["init"] = kwargs
+
+        def preload(self, variants: Any, key: Callable[[str], Any]) -> None:
+            seen["ids"] = [v.id for v in variants]
+            seen["key"] = key("f.yaml")
+
+        def close(self) -> int:
+            return 0
+
+    monkeypatch.setattr(isolation, "_Zygote", Recorded)
+    path = write_case(MIXED)
+    options = RunOptions(
+        paths=(str(path),), workers=2, keyword="conv", fp32_precision="tf32", max_case_bytes=1 << 20
+    )
+    session = RunSession(options, None)
+    assert seen["init"]["preload"] is True
+    assert seen["init"]["env"] == {FP32_PRECISION_ENV: "tf32"}
+    assert seen["ids"] == [v.id for v in session.variants] and seen["ids"]
+    assert seen["key"] == ("f.yaml", 1 << 20, None)
 
 
 def test_workers_cap_numpys_blas_threads_at_their_share_of_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -467,3 +521,26 @@ def test_refused_case_files_stop_the_zygote_started_ahead(
         RunSession(RunOptions(paths=(str(bad),), workers=2), None)
     assert len(started) == 1
     assert started[0].proc.wait(timeout=30) is not None
+
+
+def test_a_pool_run_equals_a_serial_run_end_to_end_under_an_fp32_pin(
+    write_case: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cnnbench run --workers 2` against the same run serially, both under --fp32-precision tf32 and one thread:
+    the workers run the variants the parent handed their zygote, pinned as the parent is (they used to compute
+    in ieee: the zygote starts before the parent pins its flags), with the same statuses, digests and
+    compute precision."""
+    from cnnbench.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    path = write_case(MIXED)
+    common = ["run", str(path), "--fp32-precision", "tf32", "--threads", "1"]
+    assert main([*common, "--reports", "serial"]) == 1  # MIXED has a failing and an erroring case
+    assert main([*common, "--reports", "pool", "--workers", "2"]) == 1
+    serial, pool = (RunStore(tmp_path / name).load(None) for name in ("serial", "pool"))
+
+    def columns(run: Any) -> dict[str, tuple[Any, ...]]:
+        return {r.variant_id: (r.status, r.output_digest, r.compute_precision) for r in run.results}
+
+    assert columns(pool) == columns(serial)
+    assert {r.compute_precision for r in pool.results if r.variant_id == "conv[cpu-float32]"} == {"tf32"}

@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -213,7 +214,10 @@ def speedup(workers: int, rounds: int) -> dict[str, Any]:
         "serial_s": serial,
         "workers_s": pooled,
         "workers": workers,
-        "speedup_of_medians": sorted(serial)[len(serial) // 2] / sorted(pooled)[len(pooled) // 2],
+        "serial_median_s": statistics.median(serial),
+        "workers_median_s": statistics.median(pooled),
+        "speedup_of_medians": statistics.median(serial) / statistics.median(pooled),
+        "slowest_pool_vs_fastest_serial": min(serial) / max(pooled),
     }
 
 

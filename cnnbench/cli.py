@@ -44,8 +44,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _console(*, stderr: bool = False) -> Console:
-    """A terminal's console, or one that never wraps (a pipe, a CI log): report.console.make_console."""
-    from cnnbench.report.console import make_console
+    """A terminal's console, or one that never wraps (a pipe, a CI log): report.terminal.make_console."""
+    from cnnbench.report.terminal import make_console
 
     return make_console(stderr=stderr)
 
@@ -136,6 +136,19 @@ def _run_options(resume: Any, given: dict[str, Any]) -> Any:
     )
 
 
+def _run_session(
+    zygote: Any, resume: str | None, reports: str | None, save: bool, given: dict[str, Any]
+) -> Any:
+    """The RunSession of ``cnnbench run``: its options from the flags or the stored run (--resume), its
+    selection loaded, and a pool's zygote started ahead handed over."""
+    from cnnbench.execution.resume import load_resume
+    from cnnbench.execution.session import RunSession
+
+    stored = load_resume(resume, _reports_dir(reports)) if resume is not None else None
+    options = _run_options(stored, given)
+    return RunSession(options, _store(reports) if save or stored else None, resume=stored, zygote=zygote)
+
+
 def cmd_run(
     paths: Sequence[str],
     keyword: str | None = None,
@@ -164,35 +177,46 @@ def cmd_run(
     that run has no row for, with its paths, filters and options, appending to it. Ctrl-C or SIGTERM stops
     the run, keeping every finished row: exit 130 or 143.
     """
-    from cnnbench.execution.interrupt import exit_status
-    from cnnbench.execution.resume import load_resume
-    from cnnbench.execution.session import RunSession
-    from cnnbench.store.result import FAILING, nothing_ran
-
     if resume is not None and (paths or keyword or devices or dtypes or shard or kind != "all"):
         raise UsageError("--resume takes the paths and filters of the stored run; give no PATH or filter")
-    stored = load_resume(resume, _reports_dir(reports)) if resume is not None else None
-    options = _run_options(
-        stored,
-        {
-            "paths": paths,
-            "keyword": keyword,
-            "devices": devices,
-            "dtypes": dtypes,
-            "shard": shard,
-            "kind": kind,
-            "isolate": isolate,
-            "timeout": timeout,
-            "max_case_bytes": max_case_bytes,
-            "threads": threads,
-            "max_time_per_case": max_time_per_case,
-            "workers": workers,
-            "reprobe": reprobe or None,
-            "fp32_precision": fp32_precision,
-        },
-    )
+    zygote = None
+    if workers is not None and resume is None:
+        from cnnbench.execution.isolation import pool_zygote
+
+        # Before anything else is imported (the case-file machinery takes a quarter of a second): its torch import
+        # is the longest thing a pool waits for. The session owns it; refused options stop it.
+        zygote = pool_zygote(workers, threads, fp32_precision)
+    try:
+        session = _run_session(
+            zygote,
+            resume,
+            reports,
+            save,
+            {
+                "paths": paths,
+                "keyword": keyword,
+                "devices": devices,
+                "dtypes": dtypes,
+                "shard": shard,
+                "kind": kind,
+                "isolate": isolate,
+                "timeout": timeout,
+                "max_case_bytes": max_case_bytes,
+                "threads": threads,
+                "max_time_per_case": max_time_per_case,
+                "workers": workers,
+                "reprobe": reprobe or None,
+                "fp32_precision": fp32_precision,
+            },
+        )
+    except BaseException:
+        if zygote is not None:
+            zygote.close()
+        raise
+    from cnnbench.execution.interrupt import exit_status
+    from cnnbench.store.result import FAILING, nothing_ran
+
     out = out or _console()
-    session = RunSession(options, _store(reports) if save or stored else None, resume=stored)
     outcome = session.run()
     # Imported only now (pandas, about 0.3 s): a pool's zygote is started above, as early as it can be.
     from cnnbench.report.console import print_console

@@ -54,7 +54,7 @@ def _time_per_case(text: str) -> float:
 
 
 def _workers(text: str) -> int | str:
-    from cnnbench.execution.pool import parse_workers
+    from cnnbench.execution.cores import parse_workers
 
     try:
         return parse_workers(text)
@@ -133,7 +133,7 @@ def _parents() -> dict[str, argparse.ArgumentParser]:
 
 
 def _add_run(sub: Any, p: dict[str, argparse.ArgumentParser]) -> None:
-    from cnnbench.casefile.select import KINDS
+    from cnnbench.casefile.vocabulary import KINDS
 
     run = sub.add_parser(
         "run", parents=[p["filters"], p["budget"], p["reports"]], help="run case files and store the run"
@@ -245,7 +245,7 @@ def _add_compare(sub: Any, p: dict[str, argparse.ArgumentParser]) -> None:
 
 
 def _add_submit(sub: Any, p: dict[str, argparse.ArgumentParser]) -> None:
-    from cnnbench.casefile.select import KINDS
+    from cnnbench.casefile.vocabulary import KINDS
     from cnnbench.execution.submit import EXECUTORS
 
     submit = sub.add_parser(

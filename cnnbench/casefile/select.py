@@ -8,13 +8,11 @@ from typing import TypeVar
 
 from cnnbench.casefile.keyword import Keyword
 from cnnbench.casefile.variants import BenchVariant, Variant
-from cnnbench.casefile.vocabulary import DEVICE_TYPES, DTYPES, suggest
+from cnnbench.casefile.vocabulary import DEVICE_TYPES, DTYPES, KINDS, suggest
 from cnnbench.errors import UsageError
 
 __all__ = ["KINDS", "check_filters", "select"]
 
-#: What --kind selects: numerics checks, benchmarks, or both.
-KINDS = ("all", "check", "bench")
 
 _AnyVariant = TypeVar("_AnyVariant", bound=Variant | BenchVariant)
 

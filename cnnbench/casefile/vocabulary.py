@@ -17,6 +17,7 @@ __all__ = [
     "EXCEPTION_TYPES",
     "FLOAT_DTYPES",
     "FUNCTIONAL_OPS",
+    "KINDS",
     "MODEL_NAMES",
     "MODULES",
     "TORCH_OPS",
@@ -112,6 +113,9 @@ MODULES: frozenset[str] = frozenset(
 )
 
 #: Dtype names a case may ask for, mapped to the ``torch`` attribute they resolve to.
+#: What --kind selects: numerics checks, benchmarks, or both.
+KINDS = ("all", "check", "bench")
+
 DTYPES: dict[str, str] = {
     "float64": "float64",
     "float32": "float32",

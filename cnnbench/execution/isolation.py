@@ -27,11 +27,13 @@ import tempfile
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cnnbench.casefile.variants import BenchVariant, Variant
 from cnnbench.errors import CnnbenchError
-from cnnbench.store.result import Result
+
+if TYPE_CHECKING:  # light to import: `cnnbench run --workers` starts a zygote before loading anything else
+    from cnnbench.casefile.variants import BenchVariant, Variant
+    from cnnbench.store.result import Result
 
 __all__ = [
     "BLAS_THREAD_VARIABLES",
@@ -39,6 +41,7 @@ __all__ = [
     "IsolatedRunner",
     "blas_environment",
     "describe_exit",
+    "pool_zygote",
     "wait_readable_any",
 ]
 
@@ -260,6 +263,19 @@ class _Zygote:
             return self.proc.wait()
 
 
+def pool_zygote(workers: int | str, threads: int | None, fp32_precision: str | None) -> _Zygote:
+    """The zygote of a ``--workers`` pool, started now, without waiting: it waits for the parent's parsed case files
+    (``_Zygote.preload``), its NumPy BLAS capped at a worker's share of the cores, and the run's --fp32-precision
+    in its environment (it starts before the parent pins its own flags, so it would not inherit the pin)."""
+    from cnnbench.environment import FP32_PRECISION_ENV
+    from cnnbench.execution.cores import parse_workers, threads_per_worker
+
+    if isinstance(workers, str):
+        workers = parse_workers(workers)  # UsageError for a bad count, before anything is started
+    env = {FP32_PRECISION_ENV: fp32_precision} if fp32_precision not in (None, "default") else None
+    return _Zygote(preload=True, blas_threads=threads_per_worker(workers, threads), env=env)
+
+
 class IsolatedRunner:
     """Runs variants in worker processes: ``with IsolatedRunner(timeout=60) as run: row = run(variant)``.
 
@@ -302,6 +318,7 @@ class IsolatedRunner:
     def __call__(self, variant: Variant | BenchVariant) -> Result:
         """Run one variant in a worker and return its row; never raises for anything the variant does."""
         from cnnbench.execution.dispatch import error_result
+        from cnnbench.store.result import Result
 
         zygote, worker = self._ready_worker()
         start = time.perf_counter()

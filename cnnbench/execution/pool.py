@@ -19,7 +19,6 @@ plans how many workers a run gets and where each runs (``plan_pool``), then stre
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from cnnbench.casefile.variants import AnyVariant
 from cnnbench.errors import UsageError
+from cnnbench.execution.cores import AUTO, available_cores, parse_workers, threads_per_worker
 from cnnbench.store.result import Result
 
 if TYPE_CHECKING:
@@ -45,30 +45,6 @@ __all__ = [
     "visible_accelerators",
 ]
 
-#: ``--workers auto``: one worker per GPU, or per core for CPU-only work.
-AUTO = "auto"
-
-
-def parse_workers(text: str) -> int | str:
-    """``--workers``: "auto" or a whole number >= 1; UsageError (exit 2) otherwise."""
-    if text.strip().lower() == AUTO:
-        return AUTO
-    try:
-        value = int(text)
-    except ValueError:
-        raise UsageError(f"--workers {text!r}: expected a whole number >= 1 or auto") from None
-    if value < 1:
-        raise UsageError(f"--workers {text}: expected a whole number >= 1 or auto")
-    return value
-
-
-def available_cores() -> int:
-    """The CPU cores this process may run on (its affinity mask, else the machine's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        return os.cpu_count() or 1
-
 
 def visible_accelerators() -> int:
     """How many GPUs this process can see (CUDA_VISIBLE_DEVICES applied); 0 without torch.cuda.
@@ -81,15 +57,6 @@ def visible_accelerators() -> int:
         return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
     except RuntimeError:  # a broken driver: no usable GPU
         return 0
-
-
-def threads_per_worker(requested: int | str, threads: int | None = None, cores: int | None = None) -> int:
-    """The intra-op threads of each CPU worker: --threads, else the cores shared out (``auto``: one each)."""
-    if threads is not None:
-        return threads
-    cores = cores if cores is not None else available_cores()
-    count = cores if requested == AUTO else int(requested)
-    return max(1, cores // count)
 
 
 @dataclass(frozen=True)

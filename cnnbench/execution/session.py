@@ -84,7 +84,7 @@ class RunOptions:
             raise UsageError(f"--max-time-per-case {limit}: expected seconds in (0, {MAX_TIME_PER_CASE_S:g}]")
         check_filters(self.devices, self.dtypes, self.kind)
         if self.workers is not None:
-            from cnnbench.execution.pool import parse_workers
+            from cnnbench.execution.cores import parse_workers
 
             object.__setattr__(self, "workers", parse_workers(str(self.workers)))
         if self.fp32_precision not in (None, "default", "ieee", "tf32"):
@@ -226,31 +226,27 @@ class RunSession:
         *,
         resume: Resume | None = None,
         err: Console | None = None,
+        zygote: _Zygote | None = None,
     ) -> None:
+        """zygote: a pool's zygote started ahead (``isolation.pool_zygote``, by the CLI before it imports the case
+        file machinery); the session owns it from now on. None: started here when the options ask for workers."""
         self.options = options
         self.store = store
         """Where the run is stored; None: not stored (``--no-save``)."""
         self.resume = resume
         if err is None:
-            from cnnbench.report.console import make_console
+            from cnnbench.report.terminal import make_console
 
             err = make_console(stderr=True)
         self.err = err
-        self.zygote: _Zygote | None = None
-        if options.workers is not None:
-            from cnnbench.environment import FP32_PRECISION_ENV
-            from cnnbench.execution.isolation import _Zygote
+        self.zygote = zygote
+        if options.workers is not None and zygote is None:
+            from cnnbench.execution.isolation import pool_zygote
 
             # Started first, without waiting: its torch import runs beside this process's load of the case files,
             # which it is then handed parsed (every worker forked from it inherits them). Refused input kills it
-            # unused. The run's --fp32-precision reaches the workers through its environment.
-            from cnnbench.execution.pool import threads_per_worker
-
-            assert options.workers is not None
-            blas = threads_per_worker(options.workers, options.threads)
-            pin = options.fp32_precision
-            env = {FP32_PRECISION_ENV: pin} if pin not in (None, "default") else None
-            self.zygote = _Zygote(preload=True, blas_threads=blas, env=env)
+            # unused.
+            self.zygote = pool_zygote(options.workers, options.threads, options.fp32_precision)
         try:
             self._select()
         except BaseException:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import IO
-
 from rich import box
 from rich.console import Console
 from rich.markup import escape
@@ -22,6 +20,7 @@ from cnnbench.report.tables import (
     status_legend,
     status_matrix,
 )
+from cnnbench.report.terminal import make_console
 from cnnbench.store.result import FAILING, Result, count_statuses, nothing_ran, summary_line
 from cnnbench.store.run import Run
 
@@ -31,23 +30,6 @@ __all__ = ["make_console", "print_comparison", "print_console"]
 #: the IQR is in the files, the noise flag says when it matters), then "% of bound" with the bound named beside
 #: the percentage ("42 compute"); the flags share one more column.
 _BENCH_SHOWN = {"median ms": "median\nms", "GFLOP/s": "GFLOP/s", "GB/s": "GB/s"}
-
-
-#: The width a console that is not a terminal lays out at: wide enough that no line of cnnbench's is ever wrapped
-#: (tables take their natural width; they never stretch to the console's).
-_UNWRAPPED_WIDTH = 10_000
-
-
-def make_console(*, stderr: bool = False, file: IO[str] | None = None) -> Console:
-    """The console cnnbench prints on: a terminal's own width there; anywhere else (a pipe, a CI log, a file)
-    no wrapping at all, so that each message, id and repro command stays whole on its line. Emoji codes are off:
-    rich would print `file.yaml:100:` as `file.yaml💯` (cnnbench writes its marks as characters)."""
-    console = Console(stderr=stderr, file=file, highlight=False, emoji=False)
-    if console.is_terminal:
-        return console
-    return Console(
-        stderr=stderr, file=file, highlight=False, emoji=False, width=_UNWRAPPED_WIDTH, soft_wrap=True
-    )
 
 
 def _status_table(run: Run, absent: dict[str, int]) -> Table | None:

@@ -544,3 +544,31 @@ def test_a_pool_run_equals_a_serial_run_end_to_end_under_an_fp32_pin(
 
     assert columns(pool) == columns(serial)
     assert {r.compute_precision for r in pool.results if r.variant_id == "conv[cpu-float32]"} == {"tf32"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "code"), [([], 2), (["--shard", "5/2"], 2), (["-k", "x and"], 2), (["-k", "nothing"], 5)]
+)
+def test_the_cli_starts_the_zygote_first_and_stops_it_on_refused_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: list[str], code: int
+) -> None:
+    """`cnnbench run --workers` starts its zygote before loading anything; a refused case file or option (exit 2)
+    or a selection of nothing (exit 5) leaves no zygote behind."""
+    from cnnbench.cli import main
+    from cnnbench.execution import isolation
+
+    started: list[Any] = []
+    real = isolation._Zygote
+
+    class Recorded(real):  # type: ignore[misc,valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(isolation, "_Zygote", Recorded)
+    bad = tmp_path / "bad.yaml"
+    good = "cases:\n  - id: x\n    op: relu\n    inputs: {input: [[1.0]]}\n    expect: {output: [[1.0]]}\n"
+    bad.write_text(good if extra else "cases:\n  - id: x\n    op: no_such_op\n", encoding="utf-8")
+    assert main(["run", str(bad), "--workers", "2", "--no-save", *extra]) == code
+    assert len(started) == 1
+    assert started[0].proc.wait(timeout=30) is not None

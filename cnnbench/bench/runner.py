@@ -24,10 +24,11 @@ from cnnbench.casefile.load import load_file
 from cnnbench.casefile.variants import BenchVariant, expand_benchmarks
 from cnnbench.environment import device_available
 from cnnbench.errors import CnnbenchError
-from cnnbench.numerics.runner import base_result, describe_exception
+from cnnbench.numerics.runner import describe_exception
 from cnnbench.ops.catalog import module_op
 from cnnbench.ops.precision import math_kind, math_kind_of
 from cnnbench.store.result import Result
+from cnnbench.store.rows import bench_base_result, unavailable_reason
 
 __all__ = [
     "CHECK_THRESHOLDS",
@@ -212,25 +213,12 @@ def check_against_reference(variant: BenchVariant, out: torch.Tensor, ref: torch
     return ReferenceCheck(max_abs, rel, top1, tuple(problems))
 
 
-def _base_result(variant: BenchVariant) -> Result:
-    result = base_result(variant)
-    result.kind = "bench"
-    result.metrics = {
-        "batch": variant.batch,
-        "mode": variant.mode,
-        "memory_format": variant.memory_format,
-        "compile": variant.compile,
-        "autocast": variant.autocast,
-    }
-    return result
-
-
 def _skip_reason(variant: BenchVariant) -> str | None:
     rule = variant.skip_rule
     if rule is not None:
         return rule.reason
     if not device_available(variant.device):
-        return f"device {variant.device} is not available"
+        return unavailable_reason(variant)
     model = variant.case.spec.model
     if model in TORCHVISION_MODELS:
         return torchvision_missing()
@@ -309,7 +297,7 @@ def run_benchmark(variant: BenchVariant, timing: Timing | None = None) -> Result
     ``error`` when building or running it raises, and ``passed`` otherwise. timing replaces
     measure_variant (cnnbench.bench.pytest_timing's under pytest-benchmark).
     """
-    result = _base_result(variant)
+    result = bench_base_result(variant)
     start = time.perf_counter()
     reason = _skip_reason(variant)
     if reason is not None:

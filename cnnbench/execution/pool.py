@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUTO",
+    "MachineProbe",
     "PoolPlan",
     "WorkerPool",
     "available_cores",
@@ -127,6 +128,73 @@ PIPELINE_DEPTH = 2
 GROUP_SIZE = 64
 
 
+#: How long the pool's probe of the machine (devices, GPU count, environment) may take in its worker.
+_PROBE_TIMEOUT_S = 120.0
+
+
+class MachineProbe:
+    """A pool's questions about this machine, answered by a worker forked for them, so that the parent never
+    imports torch (about 0.7 GiB of its memory and 1.5 s of a core): which of the run's devices it has, how many
+    GPUs it sees, and the environment fingerprint under a worker's thread count and the run's precision pin."""
+
+    def __init__(self, zygote: _Zygote) -> None:
+        self._zygote = zygote
+        self._worker: _Worker | None = None
+        self.available: dict[str, bool] = {}
+        """Device name -> whether this machine has it, for every device asked about."""
+        self.present: list[str] = []
+        """The device types torch can run on here, CPU first."""
+        self.gpus = 0
+        """GPUs visible (CUDA_VISIBLE_DEVICES applied)."""
+
+    def _ask(self, question: dict[str, Any]) -> dict[str, Any]:
+        from cnnbench.errors import CnnbenchError
+        from cnnbench.execution.isolation import _ReplyTimeoutError, _WorkerDiedError, describe_exit
+
+        if self._worker is None:
+            self._worker = self._zygote.fork()
+        worker = self._worker
+        try:
+            worker.send({"probe": question})
+            reply = worker.receive(_PROBE_TIMEOUT_S)
+        except (_WorkerDiedError, _ReplyTimeoutError) as exc:
+            self._worker = None
+            worker.kill()
+            why = (
+                describe_exit(self._zygote.exit_code(worker))
+                if isinstance(exc, _WorkerDiedError)
+                else (f"no answer within {_PROBE_TIMEOUT_S:.0f} s")
+            )
+            raise CnnbenchError(f"the pool's worker could not probe this machine's devices ({why})") from None
+        answer: dict[str, Any] = reply.get("probe", {})
+        return answer
+
+    def devices(self, names: Iterable[str]) -> None:
+        """Find out which of names this machine has (and its device types and GPU count)."""
+        answer = self._ask({"devices": sorted(set(names))})
+        self.available.update({str(k): bool(v) for k, v in answer.get("available", {}).items()})
+        self.present = [str(d) for d in answer.get("present", ["cpu"])]
+        self.gpus = int(answer.get("gpus", 0))
+
+    def is_available(self, name: str) -> bool:
+        """Whether this machine has the device (asked about before: devices())."""
+        if name not in self.available:
+            self.devices([name])
+        return self.available[name]
+
+    def environment(self, threads: int) -> dict[str, Any]:
+        """The environment fingerprint as a worker runs: threads intra-op threads, the run's pin in force."""
+        environment: dict[str, Any] = self._ask({"threads": threads}).get("environment", {})
+        return environment
+
+    def close(self) -> None:
+        """Let its worker go (it holds a core's worth of nothing, but a CUDA context on a GPU machine)."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.sock.close()
+            self._zygote.exit_code(worker)
+
+
 @dataclass
 class _Running:
     variant: AnyVariant
@@ -149,6 +217,14 @@ class _Slot:
     """Checks given to this worker and not sent yet (the rest of its current case)."""
     exclusive: bool = False
     """It runs a benchmark that must have the whole machine to itself."""
+
+
+def error_result(variant: AnyVariant, message: str, duration_s: float) -> Result:
+    """The row of a variant whose worker crashed, overran or could not load it (dispatch.error_result, which
+    imports torch: imported on such a failure only, never on a run where every worker answers)."""
+    from cnnbench.execution.dispatch import error_result as row
+
+    return row(variant, message, duration_s)
 
 
 def group_checks(checks: Iterable[AnyVariant], size: int = GROUP_SIZE) -> deque[deque[AnyVariant]]:
@@ -192,6 +268,9 @@ class WorkerPool:
     zygote: _Zygote | None = None
     """A zygote started ahead (cnnbench.execution.session starts it before loading the case files, so that its
     torch import overlaps theirs); None: one is started when the first variant is sent."""
+    available: Callable[[str], bool] | None = None
+    """Whether this machine has a device (MachineProbe.is_available: asked of a worker); None: asked of torch
+    here."""
     restarts: int = 0
     """Workers started to replace one that crashed, timed out or lost its GPU context."""
     _slots: list[_Slot] = field(default_factory=list, init=False, repr=False)
@@ -290,7 +369,6 @@ class WorkerPool:
 
     def _finish(self, slot: _Slot) -> Result:
         """The row of the current variant of a ready (or overdue) worker; a dead or overdue worker is replaced."""
-        from cnnbench.execution.dispatch import error_result
         from cnnbench.execution.isolation import _ReplyTimeoutError, _WorkerDiedError, describe_exit
 
         assert self.zygote is not None and slot.worker is not None and slot.running
@@ -330,16 +408,20 @@ class WorkerPool:
 
     def imap(self, variants: Iterable[AnyVariant]) -> Iterator[Result]:
         """Run every variant, yielding each row as its variant finishes (checks first, then benchmarks)."""
-        from cnnbench import device
-        from cnnbench.execution.dispatch import run_variant
+        from cnnbench.store.rows import unavailable_row
 
+        available = self.available
+        if available is None:
+            from cnnbench import device
+
+            available = device.is_available
         checks: list[AnyVariant] = []
         benches: deque[AnyVariant] = deque()
         for v in variants:
-            if not device.is_available(v.device):
+            if not available(v.device):
                 # A device this machine lacks: the row is a skip, the same in the parent as in a worker (no
                 # round trip; on a CPU-only machine half of the bundled variants are cuda ones).
-                yield run_variant(v)
+                yield unavailable_row(v)
                 continue
             (benches if v.kind == "bench" else checks).append(v)
         if not checks and not benches:

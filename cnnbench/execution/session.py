@@ -4,6 +4,7 @@ and the loop that executes them, stores each row as it finishes and stops cleanl
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from cnnbench.execution.resume import Resume
 
 if TYPE_CHECKING:
     from cnnbench.execution.isolation import _Zygote
-    from cnnbench.execution.pool import PoolPlan, WorkerPool
+    from cnnbench.execution.pool import MachineProbe, PoolPlan, WorkerPool
 from cnnbench.execution.shard import parse_shard, take_shard
 from cnnbench.store.result import Result
 from cnnbench.store.run import DEFAULT_ROOT, Run, RunStore, RunWriter, row_order
@@ -250,6 +251,9 @@ class RunSession:
         try:
             self._select()
         except BaseException:
+            probe = getattr(self, "probe", None)
+            if probe is not None:
+                probe.close()
             if self.zygote is not None:
                 self.zygote.close()
             raise
@@ -266,42 +270,64 @@ class RunSession:
             max_case_bytes=options.max_case_bytes,
             max_time_s=options.max_time_per_case,
         )
-        check_devices_present(options.devices)
+        self.probe: MachineProbe | None = None
+        sharded: list[AnyVariant] | None = None
+        if self.zygote is not None:
+            # A pool's parent never imports torch: the zygote (still importing it) is handed the selection parsed,
+            # and a worker forked from it answers what this process would otherwise ask torch.
+            from cnnbench.execution.pool import MachineProbe
+            from cnnbench.execution.worker import cache_key
+
+            # An empty shard still stores an (empty) run, so that merging every shard's run always works.
+            sharded = (
+                take_shard(variants, parse_shard(options.shard)) if options.shard is not None else variants
+            )
+            budget, max_time_s = options.max_case_bytes, options.max_time_per_case
+            self.zygote.preload(sharded, lambda file: cache_key(file, budget, max_time_s))
+            self.probe = MachineProbe(self.zygote)
+            self.probe.devices([*{v.device for v in variants}, *(options.devices or ())])
+        check_devices_present(options.devices, self.probe)
         if not variants:
             raise NothingSelectedError(
                 "no variants selected, nothing ran (check the paths, -k, --device, --dtype and --kind)"
             )
-        if options.shard is not None:
-            # An empty shard still stores an (empty) run, so that merging every shard's run always works.
+        if sharded is not None:
+            variants = sharded
+        elif options.shard is not None:
             variants = take_shard(variants, parse_shard(options.shard))
         self.variants = variants
         self.case_ids = case_ids
-        if self.zygote is not None:
-            # As soon as they are selected: the zygote is still importing torch, and this process has yet to.
-            from cnnbench.execution.worker import cache_key
-
-            budget, max_time_s = options.max_case_bytes, options.max_time_per_case
-            self.zygote.preload(variants, lambda file: cache_key(file, budget, max_time_s))
         self.pool: PoolPlan | None = None
         if options.workers is not None:
             from cnnbench.execution.pool import plan_pool
 
             # Before anything runs: more GPU workers than GPUs is bad input (exit 2).
-            self.pool = plan_pool(options.workers, variants, threads=options.threads)
+            gpus = self.probe.gpus if self.probe is not None else None
+            self.pool = plan_pool(options.workers, variants, threads=options.threads, gpus=gpus)
 
     def _meta(self) -> dict[str, Any]:
-        from cnnbench.bench.timing import set_threads
-        from cnnbench.environment import capture_environment
+        if self.probe is not None and self.pool is not None:
+            # As a pool's workers run checks: with its threads per worker (the count their rows were computed
+            # with) and the run's precision pin, fingerprinted by a worker (this process has no torch).
+            environment = {
+                **self.probe.environment(self.pool.threads),
+                "argv": sys.argv,
+            }  # the command, not a worker's
+            self.probe.close()
+            self._unpin: Callable[[], None] = lambda: None
+        else:
+            from cnnbench.bench.timing import set_threads
+            from cnnbench.environment import capture_environment
 
-        # Before the environment is captured, so that it records the count and the precision flags in force.
-        # A pool's workers run checks with its threads per worker: the count their rows were computed with.
-        set_threads(self.pool.threads if self.pool is not None else self.options.threads)
-        self._unpin = _pin_fp32_precision(self.options.fp32_precision)
+            # Before the environment is captured, so that it records the count and the precision flags in force.
+            set_threads(self.pool.threads if self.pool is not None else self.options.threads)
+            self._unpin = _pin_fp32_precision(self.options.fp32_precision)
+            environment = capture_environment()
         return {
             **self.options.meta(),
             "case_files_hash": case_files_hash(self.options.paths),
             "variants_selected": len(self.variants),
-            "environment": capture_environment(),
+            "environment": environment,
             "cwd": os.getcwd(),
             **({"pool": self.pool.meta()} if self.pool is not None else {}),
         }
@@ -326,7 +352,15 @@ class RunSession:
             from cnnbench.execution.pool import WorkerPool
 
             o = self.options
-            return WorkerPool(self.pool, o.timeout, o.max_case_bytes, o.max_time_per_case, zygote=self.zygote)
+            available = self.probe.is_available if self.probe is not None else None
+            return WorkerPool(
+                self.pool,
+                o.timeout,
+                o.max_case_bytes,
+                o.max_time_per_case,
+                zygote=self.zygote,
+                available=available,
+            )
         if not self.options.isolate:
             from cnnbench.execution.dispatch import run_variant
 
@@ -441,18 +475,24 @@ class RunSession:
                 progress.update(task, advance=weight, done=done)
 
 
-def check_devices_present(devices: Sequence[str] | None) -> None:
+def check_devices_present(devices: Sequence[str] | None, probe: MachineProbe | None = None) -> None:
     """UsageError for a device asked for explicitly (--device) that this machine does not have: a run of it would
-    skip every variant. Devices that only a case file's defaults name stay skipped rows."""
+    skip every variant. Devices that only a case file's defaults name stay skipped rows. probe: a pool's answers
+    (its parent does not import torch); None: torch's, here."""
     if not devices:
         return
-    from cnnbench.environment import available_devices, device_available
+    if probe is not None:
+        missing = [d for d in devices if not probe.is_available(d)]
+        present = probe.present
+    else:
+        from cnnbench.environment import available_devices, device_available
 
-    missing = [d for d in devices if not device_available(d)]
+        missing = [d for d in devices if not device_available(d)]
+        present = available_devices() if missing else []
     if missing:
         names = ", ".join(missing)
         raise UsageError(
-            f"--device {names}: not available on this machine (devices present: {', '.join(available_devices())})"
+            f"--device {names}: not available on this machine (devices present: {', '.join(present)})"
         )
 
 

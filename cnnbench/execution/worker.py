@@ -17,6 +17,8 @@ run_variant returns, so isolated rows equal in-process ones::
           "threads": 2, "max_time_s": null, "cuda_device": null}
     out: {"result": {...Result columns...}, "started_at": T0, "ended_at": T1}   (time.time() around the run)
          or   {"error": "why the variant could not be run"}
+    in:  {"probe": {"devices": ["cpu", "cuda"]}} or {"probe": {"threads": 1}}   (a pool's questions, _probe)
+    out: {"probe": {"available": {...}, "present": [...], "gpus": 0}} or {"probe": {"environment": {...}}}
 
 ``--preload``, optional (a pool's run): before saying ready, the zygote takes the parent's parsed case files
 (``preload`` with a file descriptor attached, or ``nopreload``), so that no worker parses them again.
@@ -68,6 +70,10 @@ def serve(channel: socket.socket) -> int:
     ):
         for line in requests:
             request = json.loads(line)
+            if "probe" in request:  # a pool's questions about this machine (the parent never imports torch)
+                replies.write(json.dumps({"probe": _probe(request["probe"])}) + "\n")
+                replies.flush()
+                continue
             file, variant_id, budget = request["file"], request["variant"], request.get("max_case_bytes")
             max_time_s, threads = request.get("max_time_s"), request.get("threads")
             if threads:
@@ -105,6 +111,34 @@ def serve(channel: socket.socket) -> int:
             except OSError:  # the parent is gone (killed, or stopped the run): nobody to answer
                 return 0
     return 0
+
+
+def _probe(ask: dict[str, object]) -> dict[str, object]:
+    """What a pool's parent asks its first worker instead of importing torch (about 0.7 GiB and 1.5 s) itself:
+    which of the run's devices this machine has, how many GPUs it sees and which device types, and the
+    environment fingerprint with a worker's thread count and the run's --fp32-precision in force, as the
+    workers will run. Asked of a worker, never of the zygote: probing CUDA initialises its driver, after which
+    a fork could not use CUDA."""
+    from cnnbench import device
+    from cnnbench.environment import available_devices, capture_environment
+
+    answer: dict[str, object] = {}
+    devices = ask.get("devices")
+    if isinstance(devices, list):
+        from cnnbench.execution.pool import visible_accelerators
+
+        answer["available"] = {str(d): device.is_available(str(d)) for d in devices}
+        answer["present"] = available_devices()
+        answer["gpus"] = visible_accelerators()
+    threads = ask.get("threads")
+    if isinstance(threads, int):
+        from cnnbench.bench.timing import set_threads
+        from cnnbench.numerics.precision import run_pin
+
+        set_threads(threads)
+        device.set_fp32_precision(run_pin())
+        answer["environment"] = capture_environment()
+    return answer
 
 
 #: Each case file's variants by id, keyed by (file, max_case_bytes, max_time_s) (``cache_key``): filled by the

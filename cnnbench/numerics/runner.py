@@ -41,6 +41,7 @@ from cnnbench.numerics.subject import Subject, case_inputs, fill_parameters, to_
 from cnnbench.numerics.tolerance import tolerance_for
 from cnnbench.numerics.training import train
 from cnnbench.store.result import Result
+from cnnbench.store.rows import base_result, unavailable_reason
 
 __all__ = ["apply_xfail", "base_result", "describe_exception", "output_digest", "run_check"]
 
@@ -270,22 +271,6 @@ def _execute(variant: Variant, result: Result | None = None) -> list[Check]:
     return checks
 
 
-def base_result(variant: Variant | BenchVariant) -> Result:
-    """A row for variant with its identity columns filled in and status error until something says otherwise."""
-    spec = variant.case.spec
-    return Result(
-        variant_id=variant.id,
-        case_id=spec.id,
-        file=variant.case.file,
-        line=variant.case.line,
-        target=spec.target,
-        device=variant.device,
-        dtype=variant.dtype,
-        status="error",
-        source=spec.source or "",
-    )
-
-
 def describe_exception(exc: BaseException) -> str:
     """An exception as a row's message: type, text and (for errors not cnnbench's own) where it was raised."""
     text = f"{type(exc).__name__}: {exc}".strip()
@@ -308,7 +293,7 @@ def run_check(variant: Variant) -> Result:
         result.status, result.reason = "skipped", skip.reason
         return result
     if not device_available(variant.device):
-        result.status, result.reason = "skipped", _unavailable(variant.device)
+        result.status, result.reason = "skipped", unavailable_reason(variant)
         return result
     concrete = device_module.resolve(variant.device) or variant.device
     if concrete != variant.device:
@@ -338,12 +323,6 @@ def run_check(variant: Variant) -> Result:
         _record_errors(result, checks)
     result.duration_s = time.perf_counter() - start
     return apply_xfail(result, variant)
-
-
-def _unavailable(device: str) -> str:
-    if device.partition(":")[0] == device_module.ACCELERATOR:
-        return "no accelerator on this machine (torch.accelerator sees none)"
-    return f"device {device} is not available"
 
 
 def apply_xfail(result: Result, variant: Variant | BenchVariant) -> Result:

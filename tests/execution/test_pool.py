@@ -472,7 +472,22 @@ def test_a_pool_hands_its_zygote_the_selection_and_the_fp32_pin(
         def close(self) -> int:
             return 0
 
+    class Probe:  # the machine's answers, without a worker
+        gpus, present = 0, ["cpu"]
+
+        def __init__(self, zygote: Any) -> None:
+            seen["probed"] = zygote
+
+        def devices(self, names: Any) -> None:
+            seen["devices"] = sorted(set(names))
+
+        def is_available(self, name: str) -> bool:
+            return name == "cpu"
+
+    from cnnbench.execution import pool
+
     monkeypatch.setattr(isolation, "_Zygote", Recorded)
+    monkeypatch.setattr(pool, "MachineProbe", Probe)
     path = write_case(MIXED)
     options = RunOptions(
         paths=(str(path),), workers=2, keyword="conv", fp32_precision="tf32", max_case_bytes=1 << 20
@@ -482,6 +497,7 @@ def test_a_pool_hands_its_zygote_the_selection_and_the_fp32_pin(
     assert seen["init"]["env"] == {FP32_PRECISION_ENV: "tf32"}
     assert seen["ids"] == [v.id for v in session.variants] and seen["ids"]
     assert seen["key"] == ("f.yaml", 1 << 20, None)
+    assert isinstance(seen["probed"], Recorded) and seen["devices"] == ["cpu"]
 
 
 def test_workers_cap_numpys_blas_threads_at_their_share_of_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -572,3 +588,77 @@ def test_the_cli_starts_the_zygote_first_and_stops_it_on_refused_input(
     assert main(["run", str(bad), "--workers", "2", "--no-save", *extra]) == code
     assert len(started) == 1
     assert started[0].proc.wait(timeout=30) is not None
+
+
+_TORCH_FREE_PARENT = """
+import json, sys
+from cnnbench.cli import main
+code = main(sys.argv[1:])
+print(json.dumps({"code": code, "torch": "torch" in sys.modules}))
+"""
+
+
+def test_a_pools_parent_never_imports_torch(write_case: Callable[..., Path], tmp_path: Path) -> None:
+    """--workers: the parent loads, schedules, stores and reports without torch (0.7 GiB and 1.5 s it would
+    cost); a worker forked for it answers which devices this machine has and fingerprints the environment as
+    the workers run (their thread count, the run's precision pin). Rows of missing devices (cuda:7 is missing
+    on any machine this runs on) are the skipped rows a worker would write."""
+    path = write_case(MIXED.replace("devices: [cpu]", 'devices: [cpu, "cuda:7"]'))
+    args = [
+        "run",
+        str(path),
+        "--workers",
+        "2",
+        "--threads",
+        "1",
+        "--fp32-precision",
+        "tf32",
+        "--reports",
+        "r",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-c", _TORCH_FREE_PARENT, *args], cwd=tmp_path, capture_output=True, text=True,
+        timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.stdout.strip(), proc.stderr
+    outcome = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert outcome == {"code": 1, "torch": False}, proc.stderr  # MIXED has a failing and an erroring case
+    run = RunStore(tmp_path / "r").load(None)
+    env = run.meta["environment"]
+    assert env["torch_version"] == torch.__version__ and env["num_threads"] == 1
+    assert env["mkldnn_conv_fp32_precision"] == env["cudnn_conv_fp32_precision"] == "tf32"  # the run's pin
+    assert env["argv"] == ["-c", *args] and "cpu" in env["devices"]  # the command's, not the worker's
+    missing = [r for r in run.results if r.device == "cuda:7"]
+    assert missing and all(r.status == "skipped" for r in missing)
+    assert {r.reason for r in missing} >= {"device cuda:7 is not available"}
+    assert all("worker" not in r.metrics for r in missing)  # written by the parent, no round trip
+
+
+def test_a_pool_refuses_a_missing_device_by_its_workers_answer(
+    write_case: Callable[..., Path], tmp_path: Path
+) -> None:
+    path = write_case(MIXED)
+    proc = _cli("run", str(path), "--workers", "1", "--device", "cuda:7", "--no-save", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "--device cuda:7: not available on this machine (devices present: cpu" in proc.stderr
+
+
+def test_the_machine_probe_asks_one_worker_and_lets_it_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cnnbench.execution.isolation import _Zygote
+    from cnnbench.execution.pool import MachineProbe
+
+    zygote = _Zygote()
+    try:
+        probe = MachineProbe(zygote)
+        probe.devices(["cpu", "cuda:7"])
+        assert probe.available == {"cpu": True, "cuda:7": False}
+        assert probe.present[0] == "cpu" and probe.gpus >= 0
+        assert probe.is_available("meta") is True  # not asked before: asked now
+        env = probe.environment(1)
+        assert env["num_threads"] == 1 and env["torch_version"] == torch.__version__
+        worker = probe._worker
+        assert worker is not None
+        probe.close()
+        assert probe._worker is None and worker.sock.fileno() == -1
+    finally:
+        zygote.close()

@@ -297,7 +297,7 @@ def _sweep_specs(
             continue
         finished = sweep.finish(point, spec)
         if finished is not None:
-            specs.append(finished)
+            specs.append(share_values(finished, specs[-1] if specs else None))
     errors: list[CaseError] = []
     for case_error, in_axis, first, count in found.values():
         more = f" and {count - 1} more" if count > 1 else ""
@@ -306,6 +306,30 @@ def _sweep_specs(
     if not errors:
         errors = [CaseError(p.message, marks.location((*path, *p.path))) for p in sweep.problems()]
     return specs, errors
+
+
+def share_values(spec: CaseSpec, like: CaseSpec | None) -> CaseSpec:
+    """spec holding like's own objects wherever their values are equal: a sweep's combinations differ in a key or
+    two, so its cases share the rest (inputs, expectation, devices, ...) instead of each holding a copy, about
+    half of a case's memory (a sweep of a million variants must fit in memory). Safe because cases are frozen:
+    nothing is ever changed in place, so an equal value is the same value."""
+    if like is None:
+        return spec
+    mine, theirs = spec.__dict__, like.__dict__
+    for name, value in mine.items():
+        other = theirs.get(name)
+        if other is value or type(other) is not type(value):
+            continue
+        if other == value:
+            mine[name] = other
+        elif isinstance(value, dict) and isinstance(other, dict):
+            # One input swept, the others the same: share those entries.
+            for key, entry in value.items():
+                if key in other and other[key] is not entry and other[key] == entry:
+                    value[key] = other[key]
+    if spec.model_fields_set == like.model_fields_set:
+        object.__setattr__(spec, "__pydantic_fields_set__", like.model_fields_set)
+    return spec
 
 
 def _relocate_default(

@@ -332,3 +332,32 @@ def test_repeated_values_are_found_by_hash_with_the_strict_equality() -> None:
     assert _strict_key([1, {"x": 2}]) == _strict_key([1, {"x": 2}])
     (error,) = errors_of(sweep_case("args.kernel_size: [2, 3, 4, 5, 3]"))
     assert "repeats the value 3" in error and "sweep.args.kernel_size[4]" in error
+
+
+def test_a_sweeps_cases_share_their_equal_values_and_equal_cases_written_out() -> None:
+    """A sweep's cases hold one copy of what they have in common (memory for a million variants), and each is
+    still equal, field by field and set by set, to the same case written out by hand and validated alone."""
+    from cnnbench.casefile.format import CaseSpec
+
+    text = textwrap.dedent(
+        """\
+        defaults: {devices: [cpu], dtypes: [float32]}
+        cases:
+          - id: c
+            op: conv2d
+            args: {padding: 1}
+            inputs: {input: {randn: [1, 2, 5, 5]}, weight: {randn: [2, 2, 3, 3], seed: 7}}
+            sweep: {seed: [1, 2, 3], inputs.input.randn: [[1, 2, 5, 5], [1, 2, 6, 6]]}
+            expect: {reference: numpy}
+        """
+    )
+    specs = [c.spec for c in load_text(text).cases]
+    assert len(specs) == 6
+    first, second = specs[0], specs[1]
+    assert first.expect is second.expect and first.args is second.args and first.devices is second.devices
+    assert first.inputs is not second.inputs  # the input's shape is swept ...
+    assert first.inputs["weight"] is second.inputs["weight"]  # ... the weight is not
+    for spec in specs:
+        alone = CaseSpec.model_validate(spec.model_dump(exclude_unset=True), context={})
+        assert spec == alone and spec.model_fields_set == alone.model_fields_set
+        assert spec.model_dump() == alone.model_dump()

@@ -136,15 +136,11 @@ def _run_options(resume: Any, given: dict[str, Any]) -> Any:
     )
 
 
-def _run_session(
-    zygote: Any, resume: str | None, reports: str | None, save: bool, given: dict[str, Any]
-) -> Any:
+def _run_session(zygote: Any, stored: Any, reports: str | None, save: bool, given: dict[str, Any]) -> Any:
     """The RunSession of ``cnnbench run``: its options from the flags or the stored run (--resume), its
     selection loaded, and a pool's zygote started ahead handed over."""
-    from cnnbench.execution.resume import load_resume
     from cnnbench.execution.session import RunSession
 
-    stored = load_resume(resume, _reports_dir(reports)) if resume is not None else None
     options = _run_options(stored, given)
     return RunSession(options, _store(reports) if save or stored else None, resume=stored, zygote=zygote)
 
@@ -179,6 +175,13 @@ def cmd_run(
     """
     if resume is not None and (paths or keyword or devices or dtypes or shard or kind != "all"):
         raise UsageError("--resume takes the paths and filters of the stored run; give no PATH or filter")
+    stored = None
+    if resume is not None:
+        from cnnbench.execution.resume import load_resume
+
+        stored = load_resume(resume, _reports_dir(reports))
+        if stored.finished():
+            return _report_finished(stored, out or _console(), verbose)
     zygote = None
     if workers is not None and resume is None:
         from cnnbench.execution.isolation import pool_zygote
@@ -189,7 +192,7 @@ def cmd_run(
     try:
         session = _run_session(
             zygote,
-            resume,
+            stored,
             reports,
             save,
             {
@@ -214,7 +217,6 @@ def cmd_run(
             zygote.close()
         raise
     from cnnbench.execution.interrupt import exit_status
-    from cnnbench.store.result import FAILING, nothing_ran
 
     out = out or _console()
     outcome = session.run()
@@ -227,10 +229,29 @@ def cmd_run(
     out.print(f"[dim]{escape(summary)}[/]")
     if not outcome.complete:
         return exit_status(outcome.stopped) if outcome.stopped is not None else EXIT_INTERRUPTED
-    results = outcome.run.results
+    return _run_status(outcome.run.results)
+
+
+def _run_status(results: Sequence[Any]) -> int:
+    """The exit status of a finished run: 1 if any row failed or errored, 5 if nothing ran, else 0."""
+    from cnnbench.store.result import FAILING, nothing_ran
+
     if any(r.status in FAILING for r in results):
         return EXIT_FAILED
     return EXIT_NOTHING_RAN if nothing_ran(results) else EXIT_OK
+
+
+def _report_finished(stored: Any, out: Console, verbose: bool) -> int:
+    """``cnnbench run --resume`` of a run with nothing left to run: its summary, without loading the case files
+    again (a million variants' files take most of a minute to expand; their hash says they are the same)."""
+    from cnnbench.report.console import print_console
+
+    run = stored.run
+    print_console(run, out, verbose=verbose)
+    out.print(
+        f"[dim]{escape(f'run {run.run_id} is complete: nothing left to run ({len(run.results):,} rows)')}[/]"
+    )
+    return _run_status(run.results)
 
 
 def cmd_report(

@@ -33,6 +33,19 @@ class Resume:
         Built once: a loop asking ``v.id in resume.done`` per variant stays O(n), not O(n^2)."""
         return frozenset(r.variant_id for r in self.run.results)
 
+    def finished(self) -> bool:
+        """Whether there is nothing left to run: the run completed, no row of it was lost, and its case files
+        are those it ran (their hash, so that they need not be loaded again to know)."""
+        from cnnbench.casefile.load import case_files_hash
+
+        run = self.run
+        if not run.complete or run.dropped_lines or run.meta.get("missing_shards"):
+            return False
+        selected = run.meta.get("variants_selected")
+        if not isinstance(selected, int) or len(run.results) < selected:
+            return False
+        return run.meta.get("case_files_hash") == case_files_hash(self.paths)
+
 
 def run_options(*, isolate: bool, timeout: float | None, max_case_bytes: int | None) -> dict[str, Any]:
     """The options of a run stored in its meta.json, so --resume runs the rest the same way."""
@@ -41,7 +54,8 @@ def run_options(*, isolate: bool, timeout: float | None, max_case_bytes: int | N
 
 def load_resume(spec: str, reports: str | os.PathLike[str]) -> Resume:
     """The stored run spec (a run directory or id) with its selection; UsageError if it cannot be resumed."""
-    run = RunStore(reports).load(spec)
+    # Only counted and listed from here on (what is done, the summary): passed rows without their figures.
+    run = RunStore(reports).load(spec, summary=True)
     meta = run.meta
     if meta.get("migrated_from") is not None:
         raise UsageError(

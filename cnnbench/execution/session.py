@@ -469,9 +469,10 @@ class RunSession:
                     from cnnbench.bench.ceilings import apply_roofline
 
                     apply_roofline(result, book)
-                results.append(result)
                 if writer is not None:
                     writer.append(result)
+                # Once stored, a passed check's figures are on disk: the summary only counts it.
+                results.append(result.summary_row() if writer is not None else result)
                 progress.update(task, advance=weight, done=done)
 
 

@@ -176,8 +176,11 @@ class RunStore:
             return candidate
         raise UsageError(f"no stored run {spec!r} (neither a directory nor a run id under {self.root}/runs)")
 
-    def load(self, spec: str | None = None) -> Run:
-        """Load a stored run, migrating older schemas; rows cut short by a kill are dropped and counted."""
+    def load(self, spec: str | None = None, *, summary: bool = False) -> Run:
+        """Load a stored run, migrating older schemas; rows cut short by a kill are dropped and counted.
+
+        summary: each row as a run's summary keeps it (Result.summary_row: a passed check without its figures),
+        for callers that only count and list, such as ``cnnbench run --resume``."""
         path = self.resolve(spec)
         meta = _read_meta(path / _META)
         version = meta.get("schema_version", 0)  # runs written before the header existed are version 0
@@ -191,9 +194,11 @@ class RunStore:
                     if not line.strip():
                         continue
                     try:
-                        results.append(Result.from_json(migrate(decode(line), version)))
+                        row = Result.from_json(migrate(decode(line), version))
                     except (json.JSONDecodeError, TypeError, AttributeError):
                         dropped += 1
+                    else:
+                        results.append(row.summary_row() if summary else row)
         meta.setdefault("run_id", path.name)
         if meta.get("pool"):
             # A pool stores rows as they finish, in an order that depends on scheduling; sorted on load, the run

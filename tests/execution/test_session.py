@@ -84,3 +84,26 @@ def test_an_explicit_device_not_present_is_a_usage_error_naming_those_present(
         UsageError, match=rf"--device {absent}: not available on this machine \(devices present: cpu"
     ):
         RunSession(RunOptions(paths=(str(write_case(CASES)),), devices=(absent,)), None)
+
+
+def test_a_stored_passed_check_is_kept_as_its_summary_only(
+    write_case: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Once on disk, a passed check keeps its identity and status in memory, not its figures (a million rows
+    must not all stay in memory whole); a failure stays whole, for the summary to list; an unsaved run keeps
+    every row whole (nothing else holds it)."""
+    path = write_case(CASES)
+    store = RunStore(tmp_path / "reports")
+    kept = {r.variant_id: r for r in RunSession(RunOptions(paths=(str(path),)), store).run().run.results}
+    stored = {r.variant_id: r for r in store.load(None).results}
+    assert kept.keys() == stored.keys()
+    for vid, row in kept.items():
+        full = stored[vid]
+        identity = ("variant_id", "case_id", "file", "line", "target", "device", "dtype", "status", "kind")
+        assert all(getattr(row, k) == getattr(full, k) for k in identity), vid
+        if full.status == "passed":
+            assert full.output_digest is not None and row.output_digest is None and row.metrics == {}
+        else:
+            assert row == full
+    unsaved = RunSession(RunOptions(paths=(str(path),)), None).run().run.results
+    assert all(r.output_digest is not None for r in unsaved if r.status == "passed")

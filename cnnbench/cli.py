@@ -248,9 +248,9 @@ def _report_finished(stored: Any, out: Console, verbose: bool) -> int:
 
     run = stored.run
     print_console(run, out, verbose=verbose)
-    out.print(
-        f"[dim]{escape(f'run {run.run_id} is complete: nothing left to run ({len(run.results):,} rows)')}[/]"
-    )
+    n = len(run.results)
+    done = f"run {run.run_id} is complete: nothing left to run ({n:,} row{'s' if n != 1 else ''})"
+    out.print(f"[dim]{escape(done)}[/]")
     return _run_status(run.results)
 
 

@@ -200,7 +200,7 @@ def test_resume_of_a_complete_run_does_not_load_its_case_files_again(
     capsys.readouterr()
     assert main(["run", "--resume", str(run_dir), "--reports", "r"]) == 1
     out = capsys.readouterr().out
-    assert "is complete: nothing left to run (1 rows)" in out and "FAILED a[cpu-float32]" in out
+    assert "is complete: nothing left to run (1 row)" in out and "FAILED a[cpu-float32]" in out
     assert loads == []
     path.write_text(body.replace("OUT", "1.0"), encoding="utf-8")  # edited since: resumed the whole way
     assert not load_resume(str(run_dir), "r").finished()

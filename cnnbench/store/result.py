@@ -83,21 +83,19 @@ class Result:
 
     def summary_row(self) -> Result:
         """What a run's summary keeps of this row once it is stored: a passed check without warnings only
-        counts, in its (target, device, dtype) cell, so it keeps its identity and status and lets its figures
-        go (about 0.5 KB instead of 1.4: a million stored rows must not all stay in memory in full). Any other
-        row is kept whole: failures, skips, benchmarks and warnings are listed one by one."""
+        counts, in its (target, device, dtype) cell and its budget heatmap cell, so it keeps its identity, status,
+        source, budget used, max error and compute precision and lets the rest go (about 0.6 KB instead of 1.4:
+        a million stored rows must not all stay in memory whole). Any other row is kept whole: failures, skips,
+        benchmarks and warnings are listed one by one. The terminal and markdown reports of summary rows are
+        those of the full rows."""
         if self.status != "passed" or self.kind != "check" or self.warnings:
             return self
-        return Result(
-            self.variant_id,
-            self.case_id,
-            self.file,
-            self.line,
-            self.target,
-            self.device,
-            self.dtype,
-            "passed",
+        row = Result(
+            self.variant_id, self.case_id, self.file, self.line, self.target, self.device, self.dtype, ""
         )
+        row.status, row.source, row.compute_precision = "passed", self.source, self.compute_precision
+        row.budget_used, row.max_abs_err = self.budget_used, self.max_abs_err
+        return row
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Result:

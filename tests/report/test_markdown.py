@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from repo import REPO
 from synthetic_runs import bench_row, check_row, make_run, replicates
 
 from cnnbench.report.diff import compare_runs
@@ -95,3 +96,32 @@ def test_markdown_heatmap_shows_budget_used_with_failures_and_xfails_apart(tmp_p
     )  # the failure is counted, not the worst passing error
     assert "| lp_pool2d |  | xfail 1 |" in lines  # an xfail never paints the cell
     assert "| relu |  | not recorded |" in lines
+
+
+def test_summary_rows_render_the_same_markdown_and_terminal_report(tmp_path: Path) -> None:
+    """`cnnbench report` reads passed checks as summary rows for the markdown and terminal views (a third of the
+    memory): the reports are those of the full rows, heatmap and precision notes included."""
+    import io
+
+    from cnnbench.cli import main
+    from cnnbench.report.console import make_console, print_console
+    from cnnbench.report.markdown import render_markdown
+    from cnnbench.store.run import RunStore
+
+    assert main(["run", str(REPO / "cases" / "seeds"), "--reports", str(tmp_path), "--device", "cpu"]) in (
+        0,
+        1,
+    )
+    store = RunStore(tmp_path)
+    full, summary = store.load(None), store.load(None, summary=True)
+    assert any(r.status == "passed" and r.budget_used is not None for r in full.results)
+    assert sum(r.output_digest is None for r in summary.results) > sum(
+        r.output_digest is None for r in full.results
+    )
+    assert render_markdown(summary) == render_markdown(full)
+    views = []
+    for run in (full, summary):
+        buffer = io.StringIO()
+        print_console(run, make_console(file=buffer), verbose=True)
+        views.append(buffer.getvalue())
+    assert views[0] == views[1]

@@ -396,9 +396,9 @@ def cmd_merge(
     from cnnbench.execution.shard import merge_runs
 
     store = _store(reports)
-    loaded = [store.load(r) for r in runs]
+    loaded = [store.load(r, rows=False) for r in runs]  # streamed through by merge_runs, never all in memory
     path = merge_runs(loaded, output or store.new_run_dir())
-    merged = RunStore().load(str(path))
+    merged = RunStore().load(str(path), rows=False)
     out = out or _console()
     missing = merged.meta.get("missing_shards") or []
     state = ""
@@ -406,7 +406,7 @@ def cmd_merge(
         why = f"shard {', '.join(missing)} missing" if missing else "a shard did not finish"
         state = f" (incomplete: {why}; `cnnbench run --resume {path}` runs what is missing)"
     out.print(
-        f"merged {len(loaded)} runs, {len(merged.results)} variants into {path}{state}",
+        f"merged {len(loaded)} runs, {sum(merged.meta.get('counts', {}).values())} variants into {path}{state}",
         markup=False,
         soft_wrap=True,
     )

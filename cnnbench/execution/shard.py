@@ -5,13 +5,15 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterable, Sequence
+import shutil
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from cnnbench.errors import UsageError
-from cnnbench.store.result import Result, count_statuses
+from cnnbench.store.result import Result
 from cnnbench.store.run import Run, RunStore
 
 __all__ = ["Shard", "merge_runs", "parse_shard", "shard_of", "take_shard"]
@@ -75,18 +77,6 @@ def merge_runs(runs: Sequence[Run], output: str | os.PathLike[str], *, shards: i
             raise UsageError(
                 f"merge: {run.run_id} ran other case files than {first.run_id} (case_files_hash {got} vs {wanted})"
             )
-    # One dict of ids over every run: a duplicate is found in O(1), the merge is O(rows).
-    seen: dict[str, str] = {}
-    results: list[Result] = []
-    for run in runs:
-        for result in run.results:
-            if result.variant_id in seen:
-                raise UsageError(
-                    f"merge: {result.variant_id} is in both {seen[result.variant_id]} and {run.run_id}; "
-                    "were the same shard's runs given twice?"
-                )
-            seen[result.variant_id] = run.run_id
-            results.append(result)
     missing = _missing_shards([run.meta.get("shard") for run in runs], shards)
     complete = all(run.complete for run in runs) and not missing
     meta: dict[str, Any] = {
@@ -97,8 +87,6 @@ def merge_runs(runs: Sequence[Run], output: str | os.PathLike[str], *, shards: i
     meta.update(
         run_id=Path(output).name,
         complete=complete,
-        variants_selected=sum(int(run.meta.get("variants_selected") or len(run.results)) for run in runs),
-        counts=dict(count_statuses(results)),
         merged_from=[{"run_id": run.run_id, "shard": run.meta.get("shard")} for run in runs],
         missing_shards=missing,
         started_at=min(
@@ -108,7 +96,42 @@ def merge_runs(runs: Sequence[Run], output: str | os.PathLike[str], *, shards: i
             (str(r.meta.get("finished_at")) for r in runs if r.meta.get("finished_at")), default=None
         ),
     )
-    return RunStore.save(Run(path=Path(output), meta=meta, results=results), output)
+
+    def rows() -> Iterator[Result]:
+        # Streamed, one row at a time (a run loaded without its rows is read from disk as it goes), with one
+        # dict of ids over every run: a duplicate is found in O(1), the merge is O(rows) in time and holds only
+        # the ids in memory.
+        seen: dict[str, str] = {}
+        counts: Counter[str] = Counter()
+        selected = 0
+        for run in runs:
+            stored = 0
+            for result in run.iter_rows():
+                if result.variant_id in seen:
+                    raise UsageError(
+                        f"merge: {result.variant_id} is in both {seen[result.variant_id]} and {run.run_id}; "
+                        "were the same shard's runs given twice?"
+                    )
+                seen[result.variant_id] = run.run_id
+                counts[result.status] += 1
+                stored += 1
+                yield result
+            selected += int(run.meta.get("variants_selected") or stored)
+        meta.update(variants_selected=selected, counts=dict(counts))
+
+    out = Path(output)
+    existed = out.exists()
+    try:
+        return RunStore.save(Run(path=out, meta=meta, results=[]), out, rows=rows())
+    except UsageError:
+        # A duplicate found half-way (save refuses a directory that is not empty before writing anything): no
+        # half-written merge is left behind.
+        if not (out / "meta.json").exists():
+            if existed:
+                (out / "results.jsonl").unlink(missing_ok=True)
+            else:
+                shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def _missing_shards(shards: Sequence[Any], expected: int | None = None) -> list[str]:

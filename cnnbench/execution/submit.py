@@ -136,7 +136,7 @@ def _stored_run(reports: Path) -> Run | None:
     """The run a shard stored (also one cut short by a failure), or None if it stored none."""
     if not (reports / "runs").is_dir() or not any((reports / "runs").iterdir()):
         return None
-    return RunStore(reports).load(None)
+    return RunStore(reports).load(None, rows=False)  # its rows are streamed by the merge
 
 
 def submit(run_options: dict[str, Any], opts: SubmitOptions, reports: str | os.PathLike[str]) -> Submitted:
@@ -169,7 +169,7 @@ def submit(run_options: dict[str, Any], opts: SubmitOptions, reports: str | os.P
     store = RunStore(reports)
     path = merge_runs(stored, store.new_run_dir(), shards=opts.shards)
     store.point_latest(path.name)
-    merged = store.load(str(path))
+    merged = store.load(str(path), summary=True)  # for the summary: counted and listed
     return Submitted(merged, failures, [str(j.job_id) for j in jobs])
 
 

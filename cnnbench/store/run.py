@@ -14,7 +14,7 @@ import os
 import secrets
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,22 @@ class Run:
     results: list[Result]
     dropped_lines: int = 0
     """Rows that could not be read (a line cut short by a kill)."""
+    stored_version: int | None = None
+    """The schema version of its rows on disk when they were not loaded (``RunStore.load(rows=False)``): then
+    ``iter_rows`` reads them one at a time; None: results holds them."""
+
+    def iter_rows(self) -> Iterator[Result]:
+        """Its rows: those loaded, or, for a run loaded without them, read from its results.jsonl one at a time
+        (a merge of a million rows never holds them all); rows that cannot be read are counted in dropped_lines.
+        In file order: a pool's rows are sorted only when loaded."""
+        if self.stored_version is None:
+            yield from self.results
+            return
+        for row in _read_rows(self.path / _RESULTS, self.stored_version):
+            if row is None:
+                self.dropped_lines += 1
+            else:
+                yield row
 
     @property
     def run_id(self) -> str:
@@ -176,30 +192,29 @@ class RunStore:
             return candidate
         raise UsageError(f"no stored run {spec!r} (neither a directory nor a run id under {self.root}/runs)")
 
-    def load(self, spec: str | None = None, *, summary: bool = False) -> Run:
+    def load(self, spec: str | None = None, *, summary: bool = False, rows: bool = True) -> Run:
         """Load a stored run, migrating older schemas; rows cut short by a kill are dropped and counted.
 
         summary: each row as a run's summary keeps it (Result.summary_row: a passed check without its figures),
-        for callers that only count and list, such as ``cnnbench run --resume``."""
+        for callers that only count and list, such as ``cnnbench run --resume``. rows=False: the meta only, the
+        rows left on disk for ``Run.iter_rows`` to stream."""
         path = self.resolve(spec)
         meta = _read_meta(path / _META)
         version = meta.get("schema_version", 0)  # runs written before the header existed are version 0
         results: list[Result] = []
         dropped = 0
-        results_path = path / _RESULTS
-        if results_path.exists():
-            with open(results_path, encoding="utf-8") as f, _collection_paused():
-                decode = json.JSONDecoder().decode
-                for line in f:
-                    if not line.strip():
-                        continue
-                    try:
-                        row = Result.from_json(migrate(decode(line), version))
-                    except (json.JSONDecodeError, TypeError, AttributeError):
+        if rows:
+            with _collection_paused():
+                for row in _read_rows(path / _RESULTS, version):
+                    if row is None:
                         dropped += 1
                     else:
                         results.append(row.summary_row() if summary else row)
         meta.setdefault("run_id", path.name)
+        if not rows:
+            if version != SCHEMA_VERSION:
+                meta.update(migrated_from=version, schema_version=SCHEMA_VERSION, columns=columns())
+            return Run(path=path, meta=meta, results=[], stored_version=version)
         if meta.get("pool"):
             # A pool stores rows as they finish, in an order that depends on scheduling; sorted on load, the run
             # reads the same however its workers raced.
@@ -213,20 +228,40 @@ class RunStore:
         return self.root / "runs" / new_run_id()
 
     @staticmethod
-    def save(run: Run, path: str | os.PathLike[str]) -> Path:
+    def save(run: Run, path: str | os.PathLike[str], rows: Iterable[Result] | None = None) -> Path:
         """Write a whole run (meta.json and results.jsonl, current schema) into the directory path, which must
-        not exist yet or be empty; used to store merged shards and synthetic runs."""
+        not exist yet or be empty; used to store merged shards and synthetic runs.
+
+        rows: the rows to write instead of run.results, one at a time as they come (a merge streams its shards'
+        rows through); run.meta is written after the last of them, so what they add to it on the way (counts)
+        is stored."""
         out = Path(path)
         if out.exists() and any(out.iterdir()):
             raise UsageError(f"{out} exists and is not empty; choose a new directory")
         out.mkdir(parents=True, exist_ok=True)
+        with open(out / _RESULTS, "w", encoding="utf-8") as f:
+            for result in run.results if rows is None else rows:
+                f.write(json.dumps(result.to_json(), allow_nan=True) + "\n")
         meta = {**run.meta, "schema_version": SCHEMA_VERSION, "columns": columns()}
         meta.setdefault("counts", dict(count_statuses(run.results)))
-        with open(out / _RESULTS, "w", encoding="utf-8") as f:
-            for result in run.results:
-                f.write(json.dumps(result.to_json(), allow_nan=True) + "\n")
         (out / _META).write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")
         return out
+
+
+def _read_rows(results_path: Path, version: int) -> Iterator[Result | None]:
+    """The rows of a results.jsonl, brought to the current schema, one at a time; None for a line that cannot
+    be read (cut short by a kill)."""
+    if not results_path.exists():
+        return
+    decode = json.JSONDecoder().decode
+    with open(results_path, encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                yield Result.from_json(migrate(decode(line), version))
+            except (json.JSONDecodeError, TypeError, AttributeError):
+                yield None
 
 
 @contextlib.contextmanager

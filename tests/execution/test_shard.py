@@ -150,3 +150,28 @@ def test_an_empty_shard_stores_its_empty_run_and_exits_5(
     assert sorted(codes.values()) == [0, 5]  # the shard that got the variant passed; the other ran nothing
     empty = next(k for k, code in codes.items() if code == 5)
     assert RunStore(tmp_path / f"s{empty}").load(None).results == []
+
+
+def test_a_merge_streams_rows_it_did_not_load_and_leaves_nothing_half_written(tmp_path: Path) -> None:
+    """Runs loaded without their rows (what `cnnbench merge` does) are read from disk one row at a time: the
+    merged run is the same as from fully loaded runs, a torn row of a shard is counted and not copied, and a
+    duplicate found half-way leaves no half-written merge."""
+    a = make_run(tmp_path / "a", [check_row("x"), check_row("y", status="failed")], shard="1/2")
+    b = make_run(tmp_path / "b", [check_row("z")], shard="2/2")
+    whole = RunStore().load(str(merge_runs([RunStore().load(str(a.path)), b], tmp_path / "whole")))
+    streamed_in = [RunStore().load(str(run.path), rows=False) for run in (a, b)]
+    assert all(run.results == [] for run in streamed_in)
+    streamed = RunStore().load(str(merge_runs(streamed_in, tmp_path / "streamed")))
+    assert streamed.results == whole.results and len(streamed.results) == 3
+    assert streamed.meta["counts"] == whole.meta["counts"] == {"passed": 2, "failed": 1}
+    assert streamed.meta["variants_selected"] == whole.meta["variants_selected"]
+    with open(b.path / "results.jsonl", "a", encoding="utf-8") as f:
+        f.write('{"variant_id": "torn')
+    torn = RunStore().load(str(b.path), rows=False)
+    rows = RunStore().load(str(merge_runs([RunStore().load(str(a.path), rows=False), torn], tmp_path / "t")))
+    assert len(rows.results) == 3 and torn.dropped_lines == 1
+    again = RunStore().load(str(b.path), rows=False)
+    twice = [RunStore().load(str(a.path), rows=False), again, RunStore().load(str(b.path), rows=False)]
+    with pytest.raises(UsageError, match=r"z\[cpu-float32\] is in both b and b"):
+        merge_runs(twice, tmp_path / "dup")
+    assert not (tmp_path / "dup").exists()

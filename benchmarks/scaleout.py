@@ -7,10 +7,13 @@ Usage: python benchmarks/scaleout.py [--sizes 10000 100000] [--million] [--worke
    serial, pool), wall-clock seconds each. Target: >= 1.5x on 2 cores, never slower.
 2. A generated sweep of n small variants (conv2d and max_pool2d against ``reference: numpy``, float32 and
    float64) for each size: load (expand + select), run with --workers, run again and SIGKILL it half-way then
-   ``--resume`` it, resume the complete run (bookkeeping only), merge the run split into 4 shards, compare two
-   runs, render markdown. Each step is its own process: wall seconds, seconds per 10^5 variants and peak RSS
-   (the step's process; a pool's workers are listed apart). Targets: linear; RSS at 10^6 < 2 GiB; resume of a
-   complete 10^6 run < 10 s of bookkeeping. 10^6 only with --million (hours of CPU on a small machine).
+   ``--resume`` it, resume the complete run (its bookkeeping alone: meta, row count, case-file hash; then the
+   whole command with its report), merge the run split into 4 shards, compare two runs, render markdown. Each
+   step is its own process: wall seconds, seconds per 10^5 variants, the peak RSS of the step's process, and the
+   peak total PSS of it and every process it started (a pool's zygote and workers share their pages
+   copy-on-write: PSS counts each page once over them, RSS once per process). Targets: linear; RSS at 10^6 <
+   2 GiB; resume of a complete 10^6 run < 10 s of bookkeeping. 10^6 only with --million (about half an hour on
+   2 cores).
 3. --resume-48k: a 48,000-variant run whose last line was torn; the resume bookkeeping (load the stored run,
    find what is left) timed in-process apart from loading the case files. Target: < 1 s.
 """
@@ -18,6 +21,7 @@ Usage: python benchmarks/scaleout.py [--sizes 10000 100000] [--million] [--worke
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -51,21 +55,72 @@ print(json.dumps({{"rc": 0, "s": time.perf_counter() - t, "n": len(variants), "r
 """
 
 
+#: What `cnnbench run --resume` of a complete run does before it reports it: read the meta, count the stored rows,
+#: hash the case files (the bookkeeping figure; the report that follows is the "resume complete run" step's).
+_BOOKKEEPING = f"""
+import json, sys, time
+t = time.perf_counter()
+from cnnbench.execution.resume import load_resume
+done = load_resume(sys.argv[1], sys.argv[2], rows=False).finished()
+print(json.dumps({{"rc": 0 if done else 1, "s": time.perf_counter() - t, "rss": {_PEAK}}}), file=sys.stderr)
+"""
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(_REPO), env.get("PYTHONPATH", "")])
     return env
 
 
+def _tree(root: int) -> list[int]:
+    """root and every process descended from it (a pool's zygote and workers)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat[stat.rfind(")") + 2 :].split()[1])
+    found, frontier = [root], [root]
+    while frontier:
+        frontier = [pid for pid, ppid in parents.items() if ppid in frontier]
+        found += frontier
+    return found
+
+
+def _pss_kib(pid: int) -> int:
+    """A process's proportional set size: its private pages plus its share of those it shares (a forked
+    worker's copy-on-write pages count once over the tree, not once per worker as RSS counts them)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def _step(name: str, code: str, *args: str, cwd: Path) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, env=_env(), check=False
-    )
-    last = [line for line in proc.stderr.splitlines() if line.startswith("{")]
+    """Run one step in its own process; its wall seconds, its own peak RSS, and the peak total PSS of it and
+    every process it started (sampled every 0.2 s)."""
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as err:  # a pipe could fill and stall the step
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=err, env=_env()
+        )
+        peak_pss = 0
+        while proc.poll() is None:
+            peak_pss = max(peak_pss, sum(_pss_kib(pid) for pid in _tree(proc.pid)))
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.2)
+        err.seek(0)
+        stderr = err.read()
+    last = [line for line in stderr.splitlines() if line.startswith("{")]
     if not last:
-        raise SystemExit(f"step {name} failed (rc {proc.returncode}):\n{proc.stderr[-3000:]}")
+        raise SystemExit(f"step {name} failed (rc {proc.returncode}):\n{stderr[-3000:]}")
     figures: dict[str, Any] = json.loads(last[-1])
     figures["step"] = name
+    figures["tree_pss"] = peak_pss * 1024
     return figures
 
 
@@ -104,8 +159,10 @@ def write_sweep(folder: Path, n: int) -> Path:
     return path
 
 
-def _kill_half_way(args: list[str], reports: Path, n: int, cwd: Path) -> float:
-    """Start a run, SIGKILL it (and its workers) once half its rows are stored; return its seconds."""
+def _kill_half_way(args: list[str], reports: Path, full_bytes: int, cwd: Path) -> float:
+    """Start a run, SIGKILL it (and its workers) once half its rows are stored (its results.jsonl half the size
+    of the same run's complete one: counting a million rows' lines five times a second would load the machine);
+    return its seconds."""
     start = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "cnnbench", *args],
@@ -118,7 +175,7 @@ def _kill_half_way(args: list[str], reports: Path, n: int, cwd: Path) -> float:
     while proc.poll() is None:
         time.sleep(0.2)
         found = list((cwd / reports).glob("runs/*/results.jsonl"))
-        if found and _count_lines(found[0]) >= n // 2:
+        if found and found[0].stat().st_size >= full_bytes // 2:
             os.killpg(proc.pid, signal.SIGKILL)
             break
     proc.wait()
@@ -165,12 +222,16 @@ def sweep_figures(n: int, workers: int, scratch: Path) -> list[dict[str, Any]]:
     assert out[0]["n"] == n, out[0]
     out.append(_cli("run", "run", str(cases), "--workers", w, "--reports", "a", cwd=work))
     run_a = _only_run(work / "a")
-    killed_s = _kill_half_way(["run", str(cases), "--workers", w, "--reports", "b"], Path("b"), n, cwd=work)
+    full_bytes = (run_a / "results.jsonl").stat().st_size
+    killed_s = _kill_half_way(
+        ["run", str(cases), "--workers", w, "--reports", "b"], Path("b"), full_bytes, cwd=work
+    )
     run_b = _only_run(work / "b")
     stored = _count_lines(run_b / "results.jsonl")
     resumed = _cli("resume after SIGKILL", "run", "--resume", str(run_b), "--reports", "b", cwd=work)
     resumed.update(killed_after_s=round(killed_s, 2), rows_before=stored)
     out.append(resumed)
+    out.append(_step("resume bookkeeping, complete run", _BOOKKEEPING, str(run_a), "a", cwd=work))
     out.append(_cli("resume complete run", "run", "--resume", str(run_a), "--reports", "a", cwd=work))
     shards = _split_into_shards(run_a, work / "shards", 4)
     out.append(_cli("merge 4 shards", "merge", *map(str, shards), "-o", str(work / "merged"), cwd=work))
@@ -300,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
                     figures["sweep"].append(figure)
                     print(
                         f"n={n:>8} {figure['step']:<22} {figure['s']:8.2f} s  {figure['s_per_1e5']:8.2f} s/1e5"
-                        f"  rss {figure['rss'] / 2**20:7.1f} MiB  rc {figure['rc']}",
+                        f"  rss {figure['rss'] / 2**20:7.1f} MiB  tree pss {figure['tree_pss'] / 2**20:7.1f} MiB"
+                        f"  rc {figure['rc']}",
                         flush=True,
                     )
     finally:

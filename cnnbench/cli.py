@@ -179,9 +179,11 @@ def cmd_run(
     if resume is not None:
         from cnnbench.execution.resume import load_resume
 
+        # Whether anything is left to run is known from the meta, the rows' line count and the case files' hash:
+        # a complete run of a million rows is reported without expanding its case files again.
+        if load_resume(resume, _reports_dir(reports), rows=False).finished():
+            return _report_finished(load_resume(resume, _reports_dir(reports)), out or _console(), verbose)
         stored = load_resume(resume, _reports_dir(reports))
-        if stored.finished():
-            return _report_finished(stored, out or _console(), verbose)
     zygote = None
     if workers is not None and resume is None:
         from cnnbench.execution.isolation import pool_zygote

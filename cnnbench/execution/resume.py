@@ -42,7 +42,13 @@ class Resume:
         if not run.complete or run.dropped_lines or run.meta.get("missing_shards"):
             return False
         selected = run.meta.get("variants_selected")
-        if not isinstance(selected, int) or len(run.results) < selected:
+        if not isinstance(selected, int):
+            return False
+        if run.stored_version is None:
+            stored, torn = len(run.results), False
+        else:  # loaded without its rows (load_resume(rows=False)): their lines counted, none parsed
+            stored, torn = RunStore.count_rows(run)
+        if torn or stored < selected:
             return False
         return run.meta.get("case_files_hash") == case_files_hash(self.paths)
 
@@ -52,10 +58,12 @@ def run_options(*, isolate: bool, timeout: float | None, max_case_bytes: int | N
     return {"isolate": isolate, "timeout": timeout, "max_case_bytes": max_case_bytes}
 
 
-def load_resume(spec: str, reports: str | os.PathLike[str]) -> Resume:
-    """The stored run spec (a run directory or id) with its selection; UsageError if it cannot be resumed."""
+def load_resume(spec: str, reports: str | os.PathLike[str], *, rows: bool = True) -> Resume:
+    """The stored run spec (a run directory or id) with its selection; UsageError if it cannot be resumed.
+
+    rows=False: its meta only, enough to know whether anything is left to run (``Resume.finished``)."""
     # Only counted and listed from here on (what is done, the summary): passed rows without their figures.
-    run = RunStore(reports).load(spec, summary=True)
+    run = RunStore(reports).load(spec, summary=True, rows=rows)
     meta = run.meta
     if meta.get("migrated_from") is not None:
         raise UsageError(

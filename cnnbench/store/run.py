@@ -223,6 +223,20 @@ class RunStore:
             meta.update(migrated_from=version, schema_version=SCHEMA_VERSION, columns=columns())
         return Run(path=path, meta=meta, results=results, dropped_lines=dropped)
 
+    @staticmethod
+    def count_rows(run: Run) -> tuple[int, bool]:
+        """The rows stored in run's results.jsonl, counted without parsing them (a million in well under a
+        second), and whether its last line was cut short (a kill mid-write: no newline at its end)."""
+        results = run.path / _RESULTS
+        if not results.exists():
+            return 0, False
+        count, last = 0, b"\n"
+        with open(results, "rb") as f:
+            while block := f.read(1 << 20):
+                count += block.count(b"\n")
+                last = block[-1:]
+        return count, last != b"\n"
+
     def new_run_dir(self) -> Path:
         """A fresh run directory name under root/runs (not created), e.g. for a merged run."""
         return self.root / "runs" / new_run_id()

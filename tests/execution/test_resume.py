@@ -235,3 +235,26 @@ def test_resume_builds_its_set_of_done_ids_once(tmp_path: Path) -> None:
     assert resume.done == {"a", "b", "c"}
     # One set for the whole run, not one per access (what made resuming 48,000 variants quadratic).
     assert resume.done is resume.done
+
+
+def test_whether_a_run_is_finished_is_known_without_parsing_its_rows(tmp_path: Path) -> None:
+    """load_resume(rows=False) + finished(): the rows' lines are counted, not parsed; a torn last line or a row
+    short of the selection means something is left to run."""
+    from cnnbench.casefile.load import case_files_hash
+    from cnnbench.execution.resume import load_resume
+
+    cases = tmp_path / "c.yaml"
+    cases.write_text("cases: []\n", encoding="utf-8")
+    meta = {"paths": [str(cases)], "case_files_hash": case_files_hash([str(cases)]), "variants_selected": 3}
+    writer = RunStore(tmp_path).create(meta, run_id="r1")
+    for vid in ("a", "b", "c"):
+        writer.append(_row(vid))
+    writer.close(complete=True)
+    quick = load_resume("r1", tmp_path, rows=False)
+    assert quick.run.results == [] and RunStore.count_rows(quick.run) == (3, False)
+    assert quick.finished() and load_resume("r1", tmp_path).finished()
+    results = writer.path / "results.jsonl"
+    results.write_bytes(results.read_bytes()[:-10])  # the last row torn
+    assert RunStore.count_rows(load_resume("r1", tmp_path, rows=False).run) == (2, True)
+    assert not load_resume("r1", tmp_path, rows=False).finished()
+    assert not load_resume("r1", tmp_path).finished()

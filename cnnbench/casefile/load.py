@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from cnnbench.casefile.bench_format import BenchmarkDefaultsSpec, BenchmarkSpec
 from cnnbench.casefile.budget import resolve_budget
@@ -311,25 +311,31 @@ def _sweep_specs(
 def share_values(spec: CaseSpec, like: CaseSpec | None) -> CaseSpec:
     """spec holding like's own objects wherever their values are equal: a sweep's combinations differ in a key or
     two, so its cases share the rest (inputs, expectation, devices, ...) instead of each holding a copy, about
-    half of a case's memory (a sweep of a million variants must fit in memory). Safe because cases are frozen:
-    nothing is ever changed in place, so an equal value is the same value."""
-    if like is None:
-        return spec
-    mine, theirs = spec.__dict__, like.__dict__
+    two thirds of a case's memory (a sweep of a million variants must fit in memory). Where a value differs,
+    its parts are shared the same way (a swept input's shape, the other inputs), two levels down. Safe because
+    cases are frozen: nothing is ever changed in place, so an equal value is the same value."""
+    if like is not None:
+        _share_model(spec, like, depth=3)
+    return spec
+
+
+def _share_model(model: BaseModel, like: BaseModel, depth: int) -> None:
+    _share_fields(model.__dict__, like.__dict__, depth)
+    if model.model_fields_set == like.model_fields_set:
+        object.__setattr__(model, "__pydantic_fields_set__", like.model_fields_set)
+
+
+def _share_fields(mine: dict[str, Any], theirs: dict[str, Any], depth: int) -> None:
     for name, value in mine.items():
         other = theirs.get(name)
         if other is value or type(other) is not type(value):
             continue
         if other == value:
             mine[name] = other
-        elif isinstance(value, dict) and isinstance(other, dict):
-            # One input swept, the others the same: share those entries.
-            for key, entry in value.items():
-                if key in other and other[key] is not entry and other[key] == entry:
-                    value[key] = other[key]
-    if spec.model_fields_set == like.model_fields_set:
-        object.__setattr__(spec, "__pydantic_fields_set__", like.model_fields_set)
-    return spec
+        elif depth > 1 and isinstance(value, dict) and isinstance(other, dict):
+            _share_fields(value, other, depth - 1)
+        elif depth > 1 and isinstance(value, BaseModel) and isinstance(other, BaseModel):
+            _share_model(value, other, depth - 1)
 
 
 def _relocate_default(

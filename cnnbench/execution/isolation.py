@@ -157,6 +157,10 @@ def blas_environment(threads: int | None) -> dict[str, str] | None:
     return env
 
 
+#: Variants per pickle of a preload (see _Zygote.preload).
+PRELOAD_CHUNK = 20_000
+
+
 class _Zygote:
     """The process that imported torch once and forks workers on request; their exit codes come from it.
 
@@ -196,11 +200,17 @@ class _Zygote:
         if not self._preload_pending:
             return
         self._preload_pending = False
-        files: dict[Hashable, dict[str, Variant | BenchVariant]] = {}
-        for v in variants:
-            files.setdefault(key(v.case.file), {})[v.id] = v
         with tempfile.TemporaryFile() as f:
-            pickle.dump(files, f, protocol=pickle.HIGHEST_PROTOCOL)
+            # In chunks, each its own pickle: a pickler remembers every object it wrote until the dump ends, which
+            # for a million variants at once was a few hundred MB more of this process's peak.
+            chunk: dict[Hashable, dict[str, Variant | BenchVariant]] = {}
+            for i, v in enumerate(variants, start=1):
+                chunk.setdefault(key(v.case.file), {})[v.id] = v
+                if i % PRELOAD_CHUNK == 0:
+                    pickle.dump(chunk, f, protocol=pickle.HIGHEST_PROTOCOL)
+                    chunk = {}
+            if chunk:
+                pickle.dump(chunk, f, protocol=pickle.HIGHEST_PROTOCOL)
             f.flush()
             with contextlib.suppress(OSError):
                 socket.send_fds(self.control, [b"preload"], [f.fileno()])

@@ -158,7 +158,13 @@ def _preload(control: socket.socket) -> None:
 
         with os.fdopen(fds[0], "rb") as f:
             f.seek(0)
-            _FILES.update(pickle.load(f))
+            while True:  # one pickle per chunk of variants, to the end of the file
+                try:
+                    chunk = pickle.load(f)
+                except EOFError:
+                    break
+                for key, found in chunk.items():
+                    _FILES.setdefault(key, {}).update(found)
     else:
         for fd in fds:
             os.close(fd)

@@ -427,6 +427,8 @@ def test_the_zygote_is_handed_the_parents_parsed_case_files(
     path = write_case(MIXED)
     variants = _variants(path)
     monkeypatch.setattr(worker, "_FILES", {})
+    monkeypatch.setattr(isolation, "PRELOAD_CHUNK", 5)  # several pickles, the last one short
+    assert len(variants) % 5 != 0
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     zygote = object.__new__(isolation._Zygote)
     zygote.control, zygote._preload_pending = ours, True

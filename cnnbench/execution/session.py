@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -390,6 +390,10 @@ class RunSession:
         execute = self._executor()
         signals = SignalCatcher()
         complete, stopped = False, None
+        count = len(todo)
+        # From here on each variant is let go once it has run (self.variants is emptied): the rows kept grow as
+        # the variants left shrink, so a large run never holds both in full.
+        self.variants = []
         try:
             self._loop(todo, execute, writer, results, book)
             complete = True
@@ -397,7 +401,7 @@ class RunSession:
             stopped = exc
             hint = f"; `cnnbench run --resume {writer.run_id}` runs the rest" if writer else ""
             self.err.print(
-                f"interrupted: {len(results)} of {len(todo)} variants finished and kept{hint}", soft_wrap=True
+                f"interrupted: {len(results)} of {count} variants finished and kept{hint}", soft_wrap=True
             )
         finally:
             close = getattr(execute, "close", None)
@@ -462,7 +466,8 @@ class RunSession:
             weights = [estimated_seconds(v) for v in todo]
             task = progress.add_task("running", total=sum(weights), done=0, count=len(todo))
             # A pool yields rows as they finish, in any order; each is stored at once all the same.
-            rows = execute.imap(todo) if hasattr(execute, "imap") else map(execute, todo)
+            pending = _drain(todo)  # todo is emptied as its variants are taken
+            rows = execute.imap(pending) if hasattr(execute, "imap") else map(execute, pending)
             for done, (result, weight) in enumerate(zip(rows, weights, strict=True), start=1):
                 progress.update(task, description=escape(result.variant_id))
                 if book is not None and result.kind == "bench":
@@ -474,6 +479,14 @@ class RunSession:
                 # Once stored, a passed check's figures are on disk: the summary only counts it.
                 results.append(result.summary_row() if writer is not None else result)
                 progress.update(task, advance=weight, done=done)
+
+
+def _drain(items: list[AnyVariant]) -> Iterator[AnyVariant]:
+    """items in order, each dropped from the list as it is taken (the list ends empty): nothing holds a variant
+    after whoever took it is done with it."""
+    items.reverse()
+    while items:
+        yield items.pop()
 
 
 def check_devices_present(devices: Sequence[str] | None, probe: MachineProbe | None = None) -> None:

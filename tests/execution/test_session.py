@@ -107,3 +107,21 @@ def test_a_stored_passed_check_is_kept_as_its_summary_only(
             assert row == full
     unsaved = RunSession(RunOptions(paths=(str(path),)), None).run().run.results
     assert all(r.output_digest is not None for r in unsaved if r.status == "passed")
+
+
+def test_a_session_lets_each_variant_go_once_it_has_run(
+    write_case: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The rows kept grow as the variants left shrink: once run, nothing of the session holds a variant (a run
+    of a million never holds every variant and every row at once)."""
+    import gc
+    import weakref
+
+    path = write_case(CASES)
+    session = RunSession(RunOptions(paths=(str(path),)), RunStore(tmp_path / "reports"))
+    refs = [weakref.ref(v) for v in session.variants]
+    assert len(refs) == 3
+    outcome = session.run()
+    gc.collect()
+    assert session.variants == [] and len(outcome.run.results) == 3
+    assert [r() for r in refs] == [None, None, None]

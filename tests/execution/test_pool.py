@@ -516,13 +516,9 @@ def test_workers_cap_numpys_blas_threads_at_their_share_of_the_cores(monkeypatch
     assert threads_per_worker(AUTO, cores=8) == 1 and threads_per_worker(3, threads=5, cores=8) == 5
 
 
-def test_refused_case_files_stop_the_zygote_started_ahead(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The zygote starts before the case files are loaded; when they are refused it is killed, not left."""
-    from cnnbench.errors import CnnbenchError
+def _record_zygotes(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every zygote started from now on (real ones), in order."""
     from cnnbench.execution import isolation
-    from cnnbench.execution.session import RunOptions, RunSession
 
     started: list[Any] = []
     real = isolation._Zygote
@@ -533,6 +529,17 @@ def test_refused_case_files_stop_the_zygote_started_ahead(
             started.append(self)
 
     monkeypatch.setattr(isolation, "_Zygote", Recorded)
+    return started
+
+
+def test_refused_case_files_stop_the_zygote_started_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The zygote starts before the case files are loaded; when they are refused it is killed, not left."""
+    from cnnbench.errors import CnnbenchError
+    from cnnbench.execution.session import RunOptions, RunSession
+
+    started = _record_zygotes(monkeypatch)
     bad = tmp_path / "bad.yaml"
     bad.write_text("cases:\n  - id: x\n    op: no_such_op\n", encoding="utf-8")
     with pytest.raises(CnnbenchError):
@@ -573,17 +580,8 @@ def test_the_cli_starts_the_zygote_first_and_stops_it_on_refused_input(
     """`cnnbench run --workers` starts its zygote before loading anything; a refused case file or option (exit 2)
     or a selection of nothing (exit 5) leaves no zygote behind."""
     from cnnbench.cli import main
-    from cnnbench.execution import isolation
 
-    started: list[Any] = []
-    real = isolation._Zygote
-
-    class Recorded(real):  # type: ignore[misc,valid-type]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            started.append(self)
-
-    monkeypatch.setattr(isolation, "_Zygote", Recorded)
+    started = _record_zygotes(monkeypatch)
     bad = tmp_path / "bad.yaml"
     good = "cases:\n  - id: x\n    op: relu\n    inputs: {input: [[1.0]]}\n    expect: {output: [[1.0]]}\n"
     bad.write_text(good if extra else "cases:\n  - id: x\n    op: no_such_op\n", encoding="utf-8")

@@ -272,9 +272,10 @@ class RunSession:
         )
         self.probe: MachineProbe | None = None
         sharded: list[AnyVariant] | None = None
-        if self.zygote is not None:
+        if self.zygote is not None and (variants or options.devices):
             # A pool's parent never imports torch: the zygote (still importing it) is handed the selection parsed,
-            # and a worker forked from it answers what this process would otherwise ask torch.
+            # and a worker forked from it answers what this process would otherwise ask torch. (Nothing selected
+            # and no --device to check: refused below without waiting for the zygote.)
             from cnnbench.execution.pool import MachineProbe
             from cnnbench.execution.worker import cache_key
 
